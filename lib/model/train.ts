@@ -1,0 +1,616 @@
+import { readdir, readFile, mkdir, writeFile, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { compileModel, type DeviceKind, type LogisticModel, type Metrics } from './logistic.js'
+import { parseThrottled, throttledNow } from './throttled.js'
+
+/** The four CPU sensors every PC has. The GPU columns are useless: pc1's GPU temperature is 0 throughout, pc2 has none. */
+export const PC_FEATURES = ['ClockCPUCoreOne', 'TemperatureCPUPackage', 'LoadCPUTotal', 'PowerCPUPackage'] as const
+const PC_TARGET_COLUMN = 'NoTechnicalInterventionRequired'
+
+/**
+ * Raspberry Pi feature: the SoC temperature from sysfs, CPU_temp_celsius, alone. The other fields are left out:
+ * - GPU_temp_celsius: the same sensor read through vcgencmd (r = 0.999 in the data). Two copies split the weight,
+ *   and with mean imputation a reading lacking one of them would lose half its signal (a Pi at 90 °C without
+ *   vcgencmd would score as fine). CPU_temp_celsius needs no vcgencmd, so it is the one kept.
+ * - memory_arm_bytes, memory_gpu_bytes: constant, the boot-time memory split (configuration, not state).
+ * - voltage_sdram_{c,i,p}_v: constant 1.1 V in the data; a fixed rail, no information.
+ * - frequency_pwm_hz: two values 0.01 % apart, a fixed peripheral clock.
+ * - frequency_arm_hz, frequency_core_hz, voltage_core_v: these are what the firmware changes WHEN it throttles, so
+ *   they restate the target instead of predicting it (in this data core 333 MHz ⇔ throttled), the reading's own
+ *   `throttled` mask already says so at runtime, and they depend on the CPU governor: an idle Pi on the default
+ *   "ondemand" governor runs at low clocks and would look throttled. Temperature is the cause (the only "now" bit
+ *   in the data is the soft temperature limit), so a hot Pi is flagged before the firmware reacts.
+ */
+export const RASPBERRY_FEATURES = ['CPU_temp_celsius'] as const
+const RASPBERRY_TARGET_COLUMN = 'throttled'
+
+export const TARGETS: Readonly<Record<DeviceKind, string>> = {
+  pc: 'needs technical intervention (1 - NoTechnicalInterventionRequired)',
+  raspberry: 'throttled now: any of bits 0-3 of the vcgencmd get_throttled mask set (under-voltage, ARM frequency capped, throttled, soft temperature limit)'
+}
+
+/** Fixed so that the split, hence the committed figures, are reproducible. */
+export const SPLIT_SEED = 20221006
+export const TEST_FRACTION = 0.2
+/**
+ * Candidate L2 penalties on the mean log-loss (the intercept is not penalised). One is chosen per model by stratified
+ * 5-fold cross-validation on the training split: a fixed 0.01 (about scikit-learn's default C = 1 at this n) shrinks
+ * the Pi's sharp temperature boundary so much that nothing ever crosses 0.7.
+ */
+export const L2_GRID = [1e-1, 1e-2, 1e-3, 1e-4] as const
+export const CV_FOLDS = 5
+export const THRESHOLD = 0.7
+
+/**
+ * Repairs for the lost decimal separators of the original Raspberry Pi file (GPU 837 → 83.7 °C, CPU 82289 → 82.289 °C,
+ * core 9084 → 0.9084 V, SDRAM 11 → 1.1 V). A value is only touched when it is physically impossible, so clean data
+ * passes unchanged: temperatures above 150 °C get two integer digits back (the README's rule), voltages above 5 V
+ * are divided by 10 until below 5 V (the rails here are around 1 V).
+ */
+const DECIMAL_REPAIRS: Readonly<Record<string, { impossibleAbove: number, restoreBelow: number }>> = {
+  GPU_temp_celsius: { impossibleAbove: 150, restoreBelow: 100 },
+  CPU_temp_celsius: { impossibleAbove: 150, restoreBelow: 100 },
+  voltage_core_v: { impossibleAbove: 5, restoreBelow: 5 },
+  voltage_sdram_c_v: { impossibleAbove: 5, restoreBelow: 5 },
+  voltage_sdram_i_v: { impossibleAbove: 5, restoreBelow: 5 },
+  voltage_sdram_p_v: { impossibleAbove: 5, restoreBelow: 5 }
+}
+
+export function repairDecimal (field: string, value: number): number {
+  const rule = DECIMAL_REPAIRS[field]
+  if (rule === undefined || !(value > rule.impossibleAbove)) return value
+  let digits = 0
+  while (value / 10 ** digits >= rule.restoreBelow) digits++
+  // One division by a power of ten keeps 8375 → 83.75 exact, where repeated /10 would drift.
+  return value / 10 ** digits
+}
+
+export class TrainingDataError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'TrainingDataError'
+  }
+}
+
+export interface CsvTable {
+  file: string
+  header: string[]
+  /** Whether numbers use a comma as decimal mark (semicolon-separated files). */
+  decimalComma: boolean
+  rows: Array<{ line: number, cells: string[] }>
+}
+
+/** Minimal CSV reader for sensor exports: `;` with decimal comma (or `,` with decimal point), no quoted delimiters. */
+export function parseCsv (text: string, file: string): CsvTable {
+  const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/)
+  const first = lines.findIndex(l => l.trim() !== '')
+  if (first === -1) throw new TrainingDataError(`${file}: empty file`)
+  const headerLine = lines[first]!
+  const delimiter = headerLine.includes(';') ? ';' : ','
+  const unquote = (cell: string): string => cell.trim().replace(/^"(.*)"$/, '$1').trim()
+  const header = headerLine.split(delimiter).map(unquote)
+  const rows: CsvTable['rows'] = []
+  for (let i = first + 1; i < lines.length; i++) {
+    const line = lines[i]!
+    if (line.trim() === '') continue
+    const cells = line.split(delimiter).map(unquote)
+    if (cells.length !== header.length) {
+      throw new TrainingDataError(`${file}:${i + 1}: expected ${header.length} fields, got ${cells.length}`)
+    }
+    rows.push({ line: i + 1, cells })
+  }
+  return { file, header, decimalComma: delimiter === ';', rows }
+}
+
+const NUMBER_PATTERN = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/
+
+function parseNumber (cell: string, decimalComma: boolean): number | null {
+  const text = decimalComma ? cell.replace(',', '.') : cell
+  return NUMBER_PATTERN.test(text) ? Number(text) : null
+}
+
+export function detectKind (header: readonly string[]): DeviceKind | null {
+  const has = (names: readonly string[]): boolean => names.every(n => header.includes(n))
+  const pc = has([...PC_FEATURES, PC_TARGET_COLUMN])
+  const raspberry = has([...RASPBERRY_FEATURES, RASPBERRY_TARGET_COLUMN])
+  if (pc === raspberry) return null
+  return pc ? 'pc' : 'raspberry'
+}
+
+export interface LabelledFile {
+  kind: DeviceKind
+  file: string
+  /** Feature values per row, in the order of the kind's feature list. */
+  x: number[][]
+  y: Array<0 | 1>
+  /** Identity of an observation, for dropping rows that appear twice (feature values, target, timestamp if any). */
+  keys: string[]
+  /** Count of values repaired by `repairDecimal`, per column. */
+  repaired: Record<string, number>
+}
+
+export function featuresOf (kind: DeviceKind): readonly string[] {
+  return kind === 'pc' ? PC_FEATURES : RASPBERRY_FEATURES
+}
+
+export function labelTable (table: CsvTable): LabelledFile {
+  const { file, header, decimalComma } = table
+  const kind = detectKind(header)
+  if (kind === null) {
+    throw new TrainingDataError(`${file}: unknown CSV shape (columns: ${header.filter(h => h !== '').join(', ') || 'none'}); ` +
+      `expected a PC file with ${[...PC_FEATURES, PC_TARGET_COLUMN].join(', ')} or a Raspberry Pi file with ${[...RASPBERRY_FEATURES, RASPBERRY_TARGET_COLUMN].join(', ')}`)
+  }
+  const features = featuresOf(kind)
+  const column = (name: string): number => header.indexOf(name)
+  const featureColumns = features.map(column)
+  const repairColumns = kind === 'raspberry' ? Object.keys(DECIMAL_REPAIRS).filter(f => header.includes(f)) : []
+  const timeColumn = column('loading_datetime')
+  const out: LabelledFile = { kind, file, x: [], y: [], keys: [], repaired: Object.fromEntries(repairColumns.map(c => [c, 0])) }
+
+  for (const { line, cells } of table.rows) {
+    const values: Record<string, number> = {}
+    // Every repairable column is checked (not only the features) so that the report shows what was fixed.
+    for (const name of new Set([...features, ...repairColumns])) {
+      const cell = cells[column(name)]!
+      const value = parseNumber(cell, decimalComma)
+      if (value === null) {
+        // Only the model's features must be numbers; the rest is checked for the repair report alone.
+        if (!(features as readonly string[]).includes(name)) continue
+        throw new TrainingDataError(`${file}:${line}: column ${name} is not a number: ${JSON.stringify(cell)}`)
+      }
+      const fixed = kind === 'raspberry' ? repairDecimal(name, value) : value
+      if (fixed !== value) out.repaired[name] = (out.repaired[name] ?? 0) + 1
+      values[name] = fixed
+    }
+    let label: 0 | 1
+    if (kind === 'pc') {
+      const cell = cells[column(PC_TARGET_COLUMN)]!
+      const fine = parseNumber(cell, decimalComma)
+      if (fine !== 0 && fine !== 1) throw new TrainingDataError(`${file}:${line}: ${PC_TARGET_COLUMN} must be 0 or 1, got ${JSON.stringify(cell)}`)
+      label = fine === 1 ? 0 : 1
+    } else {
+      const cell = cells[column(RASPBERRY_TARGET_COLUMN)]!
+      const mask = parseThrottled(cell)
+      if (mask === null) throw new TrainingDataError(`${file}:${line}: throttled is not a hex mask: ${JSON.stringify(cell)}`)
+      label = throttledNow(mask) ? 1 : 0
+    }
+    const x = featureColumns.map((_, i) => values[features[i]!]!)
+    out.x.push(x)
+    out.y.push(label)
+    out.keys.push(JSON.stringify([x, label, timeColumn === -1 ? null : cells[timeColumn]]))
+  }
+  return out
+}
+
+export interface KindDataset {
+  kind: DeviceKind
+  features: readonly string[]
+  files: string[]
+  rowsRead: number
+  /** Rows dropped because the same observation appeared before (data_pc_2.csv's rows all reappear in data_pc_1.csv). */
+  duplicatesDropped: number
+  repaired: Record<string, number>
+  x: number[][]
+  y: Array<0 | 1>
+}
+
+/** Reads every *.csv of a folder (sorted by name) and groups the rows by device kind. */
+export async function readTrainingFolder (folder: string): Promise<KindDataset[]> {
+  let names: string[]
+  try {
+    if (!(await stat(folder)).isDirectory()) throw new TrainingDataError(`${folder} is not a folder`)
+    names = await readdir(folder)
+  } catch (err) {
+    if (err instanceof TrainingDataError) throw err
+    const code = (err as NodeJS.ErrnoException).code
+    throw new TrainingDataError(code === 'ENOENT' ? `training folder not found: ${folder}` : `cannot read training folder ${folder}: ${(err as Error).message}`)
+  }
+  const csvFiles = names.filter(n => n.toLowerCase().endsWith('.csv')).sort()
+  if (csvFiles.length === 0) throw new TrainingDataError(`no .csv files in ${folder}`)
+
+  const labelled: LabelledFile[] = []
+  for (const name of csvFiles) {
+    let text: string
+    try {
+      text = await readFile(join(folder, name), 'utf8')
+    } catch (err) {
+      throw new TrainingDataError(`cannot read ${join(folder, name)}: ${(err as Error).message}`)
+    }
+    labelled.push(labelTable(parseCsv(text, name)))
+  }
+
+  const datasets: KindDataset[] = []
+  for (const kind of ['pc', 'raspberry'] as const) {
+    const parts = labelled.filter(l => l.kind === kind)
+    if (parts.length === 0) continue
+    const data: KindDataset = { kind, features: featuresOf(kind), files: [], rowsRead: 0, duplicatesDropped: 0, repaired: {}, x: [], y: [] }
+    // A copy of a row in both splits would make the test figures measure memory, not generalisation.
+    const seen = new Set<string>()
+    for (const part of parts) {
+      data.files.push(part.file)
+      data.rowsRead += part.x.length
+      for (const [column, count] of Object.entries(part.repaired)) data.repaired[column] = (data.repaired[column] ?? 0) + count
+      part.keys.forEach((key, i) => {
+        if (seen.has(key)) {
+          data.duplicatesDropped++
+          return
+        }
+        seen.add(key)
+        data.x.push(part.x[i]!)
+        data.y.push(part.y[i]!)
+      })
+    }
+    datasets.push(data)
+  }
+  return datasets
+}
+
+/** mulberry32: a tiny seeded PRNG, enough for a reproducible shuffle. */
+export function seededRandom (seed: number): () => number {
+  let state = seed >>> 0
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0
+    let t = state
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+function shuffledByClass (y: ReadonlyArray<0 | 1>, random: () => number): number[][] {
+  return ([0, 1] as const).map(label => {
+    const indices = y.flatMap((v, i) => (v === label ? [i] : []))
+    for (let i = indices.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1))
+      const tmp = indices[i]!
+      indices[i] = indices[j]!
+      indices[j] = tmp
+    }
+    return indices
+  })
+}
+
+/** Per class: Fisher–Yates shuffle, then round(testFraction × class size) rows to test. Indices come back sorted. */
+export function stratifiedSplit (y: ReadonlyArray<0 | 1>, seed = SPLIT_SEED, testFraction = TEST_FRACTION): { train: number[], test: number[] } {
+  const train: number[] = []
+  const test: number[] = []
+  for (const indices of shuffledByClass(y, seededRandom(seed))) {
+    const nTest = Math.round(indices.length * testFraction)
+    test.push(...indices.slice(0, nTest))
+    train.push(...indices.slice(nTest))
+  }
+  return { train: train.sort((a, b) => a - b), test: test.sort((a, b) => a - b) }
+}
+
+/** Fold number per row, each class dealt round-robin over the folds after a seeded shuffle. */
+export function stratifiedFolds (y: ReadonlyArray<0 | 1>, folds: number, seed: number): number[] {
+  const fold = new Array<number>(y.length).fill(0)
+  for (const indices of shuffledByClass(y, seededRandom(seed))) indices.forEach((row, i) => { fold[row] = i % folds })
+  return fold
+}
+
+export function standardisation (x: readonly number[][]): { mean: number[], scale: number[] } {
+  const d = x[0]?.length ?? 0
+  const mean = new Array<number>(d).fill(0)
+  const scale = new Array<number>(d).fill(0)
+  for (const row of x) for (let j = 0; j < d; j++) mean[j]! += row[j]! / x.length
+  for (const row of x) for (let j = 0; j < d; j++) scale[j]! += (row[j]! - mean[j]!) ** 2 / x.length
+  // A constant column gets scale 1: it standardises to 0 and the penalty keeps its coefficient at 0.
+  return { mean, scale: scale.map(v => (v > 0 ? Math.sqrt(v) : 1)) }
+}
+
+function solve (a: number[][], b: number[]): number[] {
+  // Gaussian elimination with partial pivoting; the systems here are at most a handful of unknowns.
+  const n = b.length
+  const m = a.map((row, i) => [...row, b[i]!])
+  for (let col = 0; col < n; col++) {
+    let pivot = col
+    for (let r = col + 1; r < n; r++) if (Math.abs(m[r]![col]!) > Math.abs(m[pivot]![col]!)) pivot = r
+    if (Math.abs(m[pivot]![col]!) < 1e-300) throw new Error('singular Hessian')
+    const tmp = m[col]!
+    m[col] = m[pivot]!
+    m[pivot] = tmp
+    const p = m[col]!
+    for (let r = col + 1; r < n; r++) {
+      const row = m[r]!
+      const f = row[col]! / p[col]!
+      for (let c = col; c <= n; c++) row[c]! -= f * p[c]!
+    }
+  }
+  const out = new Array<number>(n).fill(0)
+  for (let r = n - 1; r >= 0; r--) {
+    const row = m[r]!
+    let s = row[n]!
+    for (let c = r + 1; c < n; c++) s -= row[c]! * out[c]!
+    out[r] = s / row[r]!
+  }
+  return out
+}
+
+function logSigmoid (z: number): number {
+  return z >= 0 ? -Math.log1p(Math.exp(-z)) : z - Math.log1p(Math.exp(z))
+}
+
+/**
+ * L2-penalised logistic regression on already standardised features, by Newton's method with a backtracking line
+ * search: minimises mean log-loss + (l2 / 2)·‖coef‖². Deterministic (starts at zero).
+ */
+export function fitLogistic (z: readonly number[][], y: ReadonlyArray<0 | 1>, l2: number): { coef: number[], intercept: number } {
+  const n = y.length
+  const d = z[0]?.length ?? 0
+  // theta[0] is the intercept.
+  let theta = new Array<number>(d + 1).fill(0)
+  const linear = (t: readonly number[], row: readonly number[]): number => {
+    let s = t[0]!
+    for (let j = 0; j < d; j++) s += t[j + 1]! * row[j]!
+    return s
+  }
+  const objective = (t: readonly number[]): number => {
+    let loss = 0
+    for (let i = 0; i < n; i++) {
+      const s = linear(t, z[i]!)
+      loss -= y[i] === 1 ? logSigmoid(s) : logSigmoid(-s)
+    }
+    let penalty = 0
+    for (let j = 1; j <= d; j++) penalty += t[j]! ** 2
+    return loss / n + (l2 / 2) * penalty
+  }
+
+  let current = objective(theta)
+  for (let iteration = 0; iteration < 100; iteration++) {
+    const grad = new Array<number>(d + 1).fill(0)
+    const hess = Array.from({ length: d + 1 }, () => new Array<number>(d + 1).fill(0))
+    for (let i = 0; i < n; i++) {
+      const row = z[i]!
+      const p = 1 / (1 + Math.exp(-linear(theta, row)))
+      const w = p * (1 - p) / n
+      const r = (p - y[i]!) / n
+      for (let a = 0; a <= d; a++) {
+        const xa = a === 0 ? 1 : row[a - 1]!
+        grad[a]! += r * xa
+        for (let b = 0; b <= a; b++) hess[a]![b]! += w * xa * (b === 0 ? 1 : row[b - 1]!)
+      }
+    }
+    for (let a = 0; a <= d; a++) for (let b = a + 1; b <= d; b++) hess[a]![b] = hess[b]![a]!
+    for (let j = 1; j <= d; j++) {
+      grad[j]! += l2 * theta[j]!
+      hess[j]![j]! += l2
+    }
+    const step = solve(hess, grad)
+    let size = 1
+    let next = theta.map((t, j) => t - step[j]!)
+    let value = objective(next)
+    while (value > current && size > 1e-10) {
+      size /= 2
+      next = theta.map((t, j) => t - size * step[j]!)
+      value = objective(next)
+    }
+    const moved = Math.max(...step.map(s => Math.abs(s * size)))
+    theta = next
+    current = value
+    if (moved < 1e-12) break
+  }
+  return { coef: theta.slice(1), intercept: theta[0]! }
+}
+
+export interface FittedModel {
+  mean: number[]
+  scale: number[]
+  coef: number[]
+  intercept: number
+}
+
+/** Standardises with the statistics of `x` itself, then fits. */
+export function fitStandardised (x: readonly number[][], y: ReadonlyArray<0 | 1>, l2: number): FittedModel {
+  const { mean, scale } = standardisation(x)
+  const z = x.map(row => row.map((v, j) => (v - mean[j]!) / scale[j]!))
+  return { mean, scale, ...fitLogistic(z, y, l2) }
+}
+
+function logLoss (model: FittedModel, x: readonly number[], y: 0 | 1): number {
+  let s = model.intercept
+  for (let j = 0; j < x.length; j++) s += model.coef[j]! * (x[j]! - model.mean[j]!) / model.scale[j]!
+  return -(y === 1 ? logSigmoid(s) : logSigmoid(-s))
+}
+
+/**
+ * The L2 penalty of `grid` with the lowest pooled validation log-loss over stratified k-fold cross-validation
+ * (each fold standardised on its own training part). Ties go to the stronger penalty.
+ */
+export function chooseL2 (x: readonly number[][], y: ReadonlyArray<0 | 1>, seed: number, grid: readonly number[] = L2_GRID, folds = CV_FOLDS): { l2: number, cvLogLoss: number } {
+  const fold = stratifiedFolds(y, folds, seed)
+  let best = { l2: grid[0]!, cvLogLoss: Number.POSITIVE_INFINITY }
+  for (const l2 of grid) {
+    let total = 0
+    for (let k = 0; k < folds; k++) {
+      const inner = y.flatMap((_, i) => (fold[i] !== k ? [i] : []))
+      const model = fitStandardised(inner.map(i => x[i]!), inner.map(i => y[i]!), l2)
+      y.forEach((label, i) => { if (fold[i] === k) total += logLoss(model, x[i]!, label) })
+    }
+    const cvLogLoss = total / y.length
+    if (cvLogLoss < best.cvLogLoss - 1e-12) best = { l2, cvLogLoss }
+  }
+  return best
+}
+
+const round4 = (v: number): number => Math.round(v * 1e4) / 1e4
+
+/** Positive class = 1 (stressed); precision/recall/F1 are 0 when undefined (no predicted or no actual positives). */
+export function classificationMetrics (actual: ReadonlyArray<0 | 1>, predicted: ReadonlyArray<0 | 1>): Metrics {
+  let tp = 0
+  let fp = 0
+  let fn = 0
+  let correct = 0
+  actual.forEach((a, i) => {
+    const p = predicted[i]
+    if (a === p) correct++
+    if (p === 1 && a === 1) tp++
+    else if (p === 1) fp++
+    else if (a === 1) fn++
+  })
+  const precision = tp + fp === 0 ? 0 : tp / (tp + fp)
+  const recall = tp + fn === 0 ? 0 : tp / (tp + fn)
+  const f1 = precision + recall === 0 ? 0 : 2 * precision * recall / (precision + recall)
+  const n = actual.length
+  return { accuracy: round4(n === 0 ? 0 : correct / n), precision: round4(precision), recall: round4(recall), f1: round4(f1), n }
+}
+
+export interface TrainOptions {
+  seed?: number
+  testFraction?: number
+  /** A fixed penalty instead of the cross-validated choice. */
+  l2?: number
+  now?: Date
+}
+
+export interface TrainingReport {
+  model: LogisticModel
+  folder: string
+  rowsRead: number
+  duplicatesDropped: number
+  repaired: Record<string, number>
+  positives: { train: number, test: number }
+  /** The penalty used, and its cross-validated log-loss (NaN when given rather than chosen). */
+  l2: number
+  cvLogLoss: number
+}
+
+export function trainKind (data: KindDataset, folder: string, options: TrainOptions = {}): TrainingReport {
+  const seed = options.seed ?? SPLIT_SEED
+  const counts = [0, 1].map(label => data.y.filter(v => v === label).length)
+  if (counts[0]! < 2 || counts[1]! < 2) {
+    throw new TrainingDataError(`${data.kind}: need at least 2 rows of each class to train and test, got ${counts[1]} positive and ${counts[0]} negative (${TARGETS[data.kind]})`)
+  }
+  const { train, test } = stratifiedSplit(data.y, seed, options.testFraction ?? TEST_FRACTION)
+  const trainX = train.map(i => data.x[i]!)
+  const trainY = train.map(i => data.y[i]!)
+  const { l2, cvLogLoss } = options.l2 === undefined ? chooseL2(trainX, trainY, seed) : { l2: options.l2, cvLogLoss: Number.NaN }
+  const { mean, scale, coef, intercept } = fitStandardised(trainX, trainY, l2)
+
+  const model: LogisticModel = {
+    kind: data.kind,
+    version: 1,
+    features: [...data.features],
+    mean,
+    scale,
+    coef,
+    intercept,
+    threshold: THRESHOLD,
+    target: TARGETS[data.kind],
+    trainedAt: (options.now ?? new Date()).toISOString(),
+    source: { files: [...data.files], rows: data.y.length },
+    metrics: { test: { accuracy: 0, precision: 0, recall: 0, f1: 0, n: 0 }, train: { accuracy: 0, precision: 0, recall: 0, f1: 0, n: 0 } }
+  }
+  // Scored through the runtime predictor, so the figures describe exactly what the service computes.
+  const probability = compileModel(model)
+  const score = (indices: number[]): Metrics => {
+    const predicted = indices.map(i => {
+      const reading = Object.fromEntries(data.features.map((f, j) => [f, data.x[i]![j]!]))
+      return probability(reading) > THRESHOLD ? 1 as const : 0 as const
+    })
+    return classificationMetrics(indices.map(i => data.y[i]!), predicted)
+  }
+  model.metrics = { test: score(test), train: score(train) }
+  return {
+    model,
+    folder,
+    rowsRead: data.rowsRead,
+    duplicatesDropped: data.duplicatesDropped,
+    repaired: data.repaired,
+    positives: { train: trainY.filter(v => v === 1).length, test: test.filter(i => data.y[i] === 1).length },
+    l2,
+    cvLogLoss
+  }
+}
+
+/** Reads a folder and trains one model per device kind found in it. */
+export async function trainFromFolder (folder: string, options: TrainOptions = {}): Promise<TrainingReport[]> {
+  const now = options.now ?? new Date()
+  const datasets = await readTrainingFolder(folder)
+  return datasets.map(data => trainKind(data, folder, { ...options, now }))
+}
+
+const fmt = (v: number): string => v.toFixed(4)
+
+export function formatFiguresTable (reports: readonly TrainingReport[]): string {
+  const lines = [
+    '| model | split | n | stressed | accuracy | precision | recall | F1 |',
+    '|---|---|---:|---:|---:|---:|---:|---:|'
+  ]
+  for (const { model, positives } of reports) {
+    for (const split of ['test', 'train'] as const) {
+      const m = model.metrics[split]
+      lines.push(`| ${model.kind} | ${split} | ${m.n} | ${positives[split]} | ${fmt(m.accuracy)} | ${fmt(m.precision)} | ${fmt(m.recall)} | ${fmt(m.f1)} |`)
+    }
+  }
+  return lines.join('\n')
+}
+
+const ORIGINAL_FILES = new Set(['data_pc_1.csv', 'data_pc_2.csv', 'data_rasb.csv'])
+
+export function renderEvaluation (reports: readonly TrainingReport[], command: string): string {
+  const first = reports[0]
+  const date = first?.model.trainedAt ?? new Date().toISOString()
+  const out: string[] = [
+    '# Model evaluation',
+    '',
+    `Produced by \`${command}\` on ${date.slice(0, 10)} (trainedAt ${date}).`,
+    '',
+    `Data: the CSV files of \`${first?.folder ?? '?'}\`; nothing of them is stored in this repository, only the fitted coefficients.`,
+    '',
+    '## Figures',
+    '',
+    `"stressed" = rows of class 1; predicted stressed = probability > ${THRESHOLD}.`,
+    '',
+    formatFiguresTable(reports),
+    '',
+    '## Method',
+    '',
+    `- Split: stratified 80/20, per class a Fisher–Yates shuffle driven by mulberry32 seeded with ${SPLIT_SEED}; ${Math.round(TEST_FRACTION * 100)} % of each class (rounded) goes to test.`,
+    '- Features standardised with the mean and (population) standard deviation of the training split only.',
+    `- Logistic regression fitted by Newton's method with a line search, L2 penalty on the mean log-loss (intercept unpenalised) chosen from ${L2_GRID.join(', ')} by stratified ${CV_FOLDS}-fold cross-validation (log-loss) on the training split only; the test split is used once, for the figures.`,
+    '- At prediction time a missing or null feature is imputed with the training mean (standardised value 0).',
+    ''
+  ]
+  for (const r of reports) {
+    const { model } = r
+    out.push(`## ${model.kind}`, '',
+      `- Target (probability 1): ${model.target}.`,
+      `- Features: ${model.features.join(', ')}.`,
+      `- Files: ${model.source.files.join(', ')}; ${r.rowsRead} rows read, ${r.duplicatesDropped} duplicate rows dropped, ${model.source.rows} used.`,
+      `- L2 penalty ${r.l2}${Number.isNaN(r.cvLogLoss) ? ' (fixed)' : ` (cross-validated log-loss ${r.cvLogLoss.toFixed(4)})`}.`)
+    const repaired = Object.entries(r.repaired).filter(([, n]) => n > 0)
+    if (repaired.length > 0) out.push(`- Lost decimal separators repaired: ${repaired.map(([c, n]) => `${c} ${n}`).join(', ')} values.`)
+    out.push('', '| feature | train mean | train scale | coefficient (standardised) |', '|---|---:|---:|---:|')
+    model.features.forEach((f, i) => out.push(`| ${f} | ${model.mean[i]!.toPrecision(6)} | ${model.scale[i]!.toPrecision(6)} | ${model.coef[i]!.toFixed(4)} |`))
+    out.push(`| (intercept) | | | ${model.intercept.toFixed(4)} |`, '')
+  }
+  if (reports.some(r => r.model.source.files.some(f => ORIGINAL_FILES.has(f)))) {
+    out.push('## Caveats of the original data', '',
+      '- PC: the "needs intervention" rows were invented by the original authors around edge values (a machine that is down sends nothing), so the high figures say little about real machines; n is small, one test error moves accuracy by about 2.5 points.',
+      '- PC: every row of data_pc_2.csv also appears in data_pc_1.csv (same four CPU values and target); the copies are dropped before the split, otherwise the test set would largely be a copy of the training set.',
+      '- PC: the "fine" rows only cover 54–70 °C, at most about 25 % load and 12 W, so a busy but healthy machine will be called stressed: expect false alarms in production.',
+      '- PC: the GPU columns are not used: data_pc_1.csv has GPU temperature 0 throughout and data_pc_2.csv has no GPU.',
+      '- Raspberry: one Pi, one 25-minute session sampled every few seconds. Neighbouring readings are nearly identical and a random split puts them on both sides, so the test figures are optimistic.',
+      '- Raspberry: the only "now" condition seen is the soft temperature limit (bit 3); under-voltage, capping and throttling "now" never occur, so the model knows heat only. The service also uses each reading\'s own `throttled` mask, which overrides the model when a "now" bit is set.',
+      '- Raspberry: only CPU_temp_celsius is used. GPU_temp_celsius is the same sensor (r = 0.999) and would halve the signal of a reading that lacks it; frequencies and core voltage are what the firmware lowers when it throttles (they restate the target) and depend on the CPU governor; the memory split and SDRAM voltages are constant.',
+      '- Raspberry: data_rasb.csv lost its decimal separators; values are repaired only when physically impossible (temperature > 150 °C, voltage > 5 V).',
+      '')
+  }
+  return out.join('\n')
+}
+
+/** Writes <kind>.json per model and EVALUATION.md; returns the paths written. */
+export async function writeTrainingOutputs (reports: readonly TrainingReport[], outDir: string, command: string): Promise<string[]> {
+  await mkdir(outDir, { recursive: true })
+  const written: string[] = []
+  for (const { model } of reports) {
+    const path = join(outDir, `${model.kind}.json`)
+    await writeFile(path, `${JSON.stringify(model, null, 2)}\n`)
+    written.push(path)
+  }
+  const evaluation = join(outDir, 'EVALUATION.md')
+  await writeFile(evaluation, renderEvaluation(reports, command))
+  written.push(evaluation)
+  return written
+}
