@@ -1,0 +1,72 @@
+import { hostname } from 'node:os'
+import { resolve } from 'node:path'
+import envSchema from 'env-schema'
+import { ConfigSchema, type RawConfig } from '../schemas/config.js'
+
+export interface Config extends RawConfig {
+  /** absolute DATA_DIR */
+  dataDir: string
+  dynamoMode: 'embedded' | 'endpoint' | 'aws'
+  kafkaEnabled: boolean
+  collectorEnabled: boolean
+  deviceName: string
+  staleAfterSeconds: number
+  topics: string[]
+  brokers: string[]
+}
+
+export class ConfigError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'ConfigError'
+  }
+}
+
+// Host names can hold characters a device id cannot (and be longer): keep what fits.
+export function deviceNameFromHost (host = hostname()): string {
+  const cleaned = host.split('.')[0]!.replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 64)
+  return cleaned === '' ? 'localhost' : cleaned
+}
+
+export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
+  const data: Record<string, string> = {}
+  for (const key of Object.keys(ConfigSchema.properties)) {
+    const value = env[key]
+    if (value !== undefined && value.trim() !== '') data[key] = value.trim()
+  }
+  let raw: RawConfig
+  try {
+    raw = envSchema<RawConfig>({ schema: structuredClone(ConfigSchema), data, env: false, dotenv: false })
+  } catch (err) {
+    const first = (err as { errors?: Array<{ instancePath: string, message?: string }> }).errors?.[0]
+    if (first === undefined) throw new ConfigError(`Invalid configuration: ${(err as Error).message}`)
+    const key = first.instancePath.replace(/^\//, '')
+    const got = key in data ? ` (got "${key.includes('PASSWORD') ? '***' : data[key]}")` : ''
+    throw new ConfigError(`Invalid configuration: ${key} ${first.message ?? 'is invalid'}${got}`)
+  }
+
+  const kafkaEnabled = raw.KAFKA_BROKERS !== undefined && raw.ROLE !== 'api'
+  const collector = raw.COLLECTOR
+  const collectorEnabled = raw.ROLE !== 'api' && (collector === 'auto'
+    ? raw.KAFKA_BROKERS === undefined
+    : collector === 'on' || collector === 'true' || collector === '1')
+  if (raw.KAFKA_SASL_MECHANISM !== undefined && (raw.KAFKA_SASL_USERNAME === undefined || raw.KAFKA_SASL_PASSWORD === undefined)) {
+    throw new ConfigError('Invalid configuration: KAFKA_SASL_MECHANISM needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD')
+  }
+  if (raw.ROLE === 'ingest' && raw.KAFKA_BROKERS === undefined && !collectorEnabled) {
+    throw new ConfigError('Invalid configuration: ROLE=ingest needs KAFKA_BROKERS (or COLLECTOR=on)')
+  }
+
+  return {
+    ...raw,
+    dataDir: resolve(raw.DATA_DIR),
+    dynamoMode: raw.DYNAMODB_ENDPOINT !== undefined ? 'endpoint' : raw.AWS_REGION !== undefined ? 'aws' : 'embedded',
+    kafkaEnabled,
+    collectorEnabled,
+    deviceName: raw.DEVICE_NAME ?? deviceNameFromHost(),
+    // Silence is not health: three missed collection periods make a device stale.
+    staleAfterSeconds: raw.STALE_AFTER_SECONDS ?? 3 * raw.COLLECT_INTERVAL_SECONDS,
+    topics: raw.KAFKA_TOPICS.split(','),
+    brokers: raw.KAFKA_BROKERS?.split(',') ?? []
+  }
+}

@@ -1,0 +1,159 @@
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
+import type { TObject, TSchema } from '@sinclair/typebox'
+import {
+  PC_FIELDS, RASPBERRY_FIELDS, PcReadingSchema, RaspberryReadingSchema, type DeviceKind
+} from '../schemas/devices.js'
+import type { Reading } from '../schemas/readings.js'
+import { parseTime } from './time.js'
+import { decodeThrottled } from './model/throttled.js'
+import type { ReadingsRepository } from './readings-repository.js'
+
+export interface Predictor {
+  predict: (kind: DeviceKind, reading: Record<string, unknown>) => { probability: number, prediction: 0 | 1 }
+}
+
+export type Validation = { ok: true, reading: Reading } | { ok: false, reasons: string[] }
+
+export interface IngestResult {
+  stored: number
+  rejected: Array<{ index: number, reasons: string[] }>
+}
+
+export interface IngestOptions {
+  repository: ReadingsRepository
+  predictor: Predictor
+  /** how far ahead of this clock a reading may be: a zoned time, and a zoneless (local) one */
+  futureToleranceMs?: { zoned: number, zoneless: number }
+  now?: () => number
+  /** called with the readings once they are stored */
+  onStored?: (readings: Reading[]) => void
+}
+
+interface KindSpec {
+  schema: TObject
+  check: TypeCheck<TSchema>
+  fields: readonly string[]
+}
+
+const KINDS: Record<DeviceKind, KindSpec> = {
+  pc: { schema: PcReadingSchema, check: TypeCompiler.Compile(PcReadingSchema), fields: PC_FIELDS },
+  raspberry: { schema: RaspberryReadingSchema, check: TypeCompiler.Compile(RaspberryReadingSchema), fields: RASPBERRY_FIELDS }
+}
+
+const MAX_REASONS = 10
+
+function show (value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value)
+  return text.length > 40 ? `${text.slice(0, 40)}…` : text
+}
+
+// Readable reasons from the schema itself: "TemperatureCPUPackage must be a number from -50 to 150, or null (got 900)".
+function describe (schema: TObject, field: string, value: unknown): string {
+  if (value === undefined) return `${field} is required`
+  const prop = schema.properties[field] as TSchema & { anyOf?: TSchema[], pattern?: string }
+  const numeric = prop?.anyOf?.find(s => s.type === 'number') ?? (prop?.type === 'number' ? prop : undefined)
+  if (numeric !== undefined) {
+    return `${field} must be a number from ${numeric.minimum as number} to ${numeric.maximum as number}, or null (got ${show(value)})`
+  }
+  const text = prop?.anyOf?.find(s => s.type === 'string') ?? prop
+  if (text?.pattern !== undefined) return `${field} must match ${text.pattern as string} (got ${show(value)})`
+  if (text?.anyOf !== undefined) return `${field} must be one of ${text.anyOf.map((s: TSchema) => show(s.const)).join(', ')} (got ${show(value)})`
+  return `${field} must be a string of ${text?.minLength as number ?? 1} to ${text?.maxLength as number ?? '…'} characters (got ${show(value)})`
+}
+
+export function detectKind (raw: Record<string, unknown>): DeviceKind | 'both' | null {
+  const has = (fields: readonly string[]): boolean => fields.some(f => raw[f] !== undefined)
+  const pi = has(RASPBERRY_FIELDS)
+  const pc = has(PC_FIELDS)
+  if (pi && pc) return 'both'
+  return pi ? 'raspberry' : pc ? 'pc' : null
+}
+
+export class IngestService {
+  private readonly repository: ReadingsRepository
+  private readonly predictor: Predictor
+  private readonly tolerance: { zoned: number, zoneless: number }
+  private readonly now: () => number
+  private readonly onStored: (readings: Reading[]) => void
+
+  constructor (options: IngestOptions) {
+    this.onStored = options.onStored ?? (() => {})
+    this.repository = options.repository
+    this.predictor = options.predictor
+    // A zoneless time is the producer's local time read as UTC, so it may run up to 14 h ahead.
+    this.tolerance = options.futureToleranceMs ?? { zoned: 15 * 60_000, zoneless: 14 * 3_600_000 + 15 * 60_000 }
+    this.now = options.now ?? Date.now
+  }
+
+  /** Validates one decoded message and predicts; never throws for bad input. */
+  validate (raw: unknown, kindHint?: DeviceKind): Validation {
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+      return { ok: false, reasons: ['a reading must be a JSON object'] }
+    }
+    const input = raw as Record<string, unknown>
+    let kind: DeviceKind
+    if (input.kind === 'pc' || input.kind === 'raspberry') {
+      kind = input.kind
+    } else if (input.kind !== undefined) {
+      return { ok: false, reasons: [`kind must be "pc" or "raspberry" (got ${show(input.kind)})`] }
+    } else {
+      const detected = detectKind(input) ?? kindHint ?? null
+      if (detected === null) return { ok: false, reasons: ['unknown kind: the reading has no PC or Raspberry Pi sensor field'] }
+      if (detected === 'both') return { ok: false, reasons: ['unknown kind: the reading mixes PC and Raspberry Pi fields'] }
+      kind = detected
+    }
+    const spec = KINDS[kind]
+    if (!spec.check.Check(input)) {
+      const fields = new Set<string>()
+      for (const error of spec.check.Errors(input)) {
+        fields.add(error.path.split('/')[1] ?? '')
+        if (fields.size >= MAX_REASONS) break
+      }
+      return { ok: false, reasons: [...fields].map(f => f === '' ? 'a reading must be a JSON object' : describe(spec.schema, f, input[f])) }
+    }
+    const time = parseTime(input.loading_datetime as string)
+    if (time === null) {
+      return { ok: false, reasons: [`loading_datetime must be ISO 8601 or YYYY-MM-DD@HH:MM:SS (got ${show(input.loading_datetime)})`] }
+    }
+    if (time.ms - this.now() > (time.zoneless ? this.tolerance.zoneless : this.tolerance.zoned)) {
+      return { ok: false, reasons: [`loading_datetime is in the future (${time.iso})`] }
+    }
+
+    const reading: Record<string, unknown> = {
+      uuid: (input.uuid as string).toLowerCase(),
+      device: input.device,
+      loading_datetime: time.iso,
+      kind
+    }
+    // Only the model's fields are kept; absent and null sensors are not stored.
+    for (const field of spec.fields) {
+      const value = input[field]
+      if (value !== undefined && value !== null) reading[field] = value
+    }
+    if (kind === 'raspberry' && typeof reading.throttled === 'string') {
+      reading.throttled_flags = decodeThrottled(reading.throttled)
+    }
+    const { probability, prediction } = this.predictor.predict(kind, reading)
+    reading.prediction = prediction
+    reading.probability = probability
+    return { ok: true, reading: reading as Reading }
+  }
+
+  /** Validates, predicts and stores; rejected readings are reported with their reasons and never written. */
+  async ingest (raws: unknown[]): Promise<IngestResult> {
+    const valid: Reading[] = []
+    const rejected: IngestResult['rejected'] = []
+    raws.forEach((raw, index) => {
+      const result = this.validate(raw)
+      if (result.ok) valid.push(result.reading)
+      else rejected.push({ index, reasons: result.reasons })
+    })
+    await this.store(valid)
+    return { stored: valid.length, rejected }
+  }
+
+  async store (readings: Reading[]): Promise<void> {
+    await this.repository.put(readings)
+    this.onStored(readings)
+  }
+}

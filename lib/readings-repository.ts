@@ -1,0 +1,261 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { ConditionalCheckFailedException, DescribeTableCommand } from '@aws-sdk/client-dynamodb'
+import { BatchWriteCommand, GetCommand, PutCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
+import type { Reading, ThrottledFlags } from '../schemas/readings.js'
+import { DEVICE_ID_PATTERN } from '../schemas/devices.js'
+import { ALL_INDEX, STATUS_SK, TTL_ATTRIBUTE, readingSk } from './dynamo/table.js'
+import { InvalidCursorError, StorageUnavailableError } from './errors.js'
+
+export interface StatusRecord {
+  device: string
+  kind: Reading['kind']
+  uuid: string
+  loading_datetime: string
+  prediction: 0 | 1
+  probability: number
+  throttled_flags?: ThrottledFlags
+}
+
+export interface Page<T> {
+  items: T[]
+  /** opaque cursor of the next page, absent on the last page */
+  next?: string
+}
+
+export interface ListOptions {
+  limit: number
+  cursor?: string | undefined
+  /** ISO bounds, inclusive */
+  from?: string | undefined
+  to?: string | undefined
+}
+
+export interface RepositoryOptions {
+  doc: DynamoDBDocumentClient
+  table: string
+  retentionDays?: number | undefined
+  /** attempts for a batch whose items DynamoDB leaves unprocessed (throttling) */
+  maxBatchAttempts?: number
+  /** first backoff delay, doubled per attempt */
+  backoffMs?: number
+  /** parallel BatchWriteItem calls */
+  writeConcurrency?: number
+}
+
+const BATCH = 25
+const SK_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z#[0-9a-f-]{36}$/
+const DEVICE_RE = new RegExp(DEVICE_ID_PATTERN)
+
+const TRANSIENT = new Set([
+  'ProvisionedThroughputExceededException', 'ThrottlingException', 'RequestLimitExceeded',
+  'InternalServerError', 'ServiceUnavailable', 'TimeoutError', 'RequestTimeout', 'LimitExceededException'
+])
+
+/** Maps SDK and network failures to StorageUnavailableError; lets programming errors through. */
+export function mapStorageError (err: unknown, what: string): Error {
+  if (err instanceof StorageUnavailableError) return err
+  const e = err as { name?: string, code?: string, $metadata?: { httpStatusCode?: number }, message?: string }
+  const status = e.$metadata?.httpStatusCode
+  const network = e.code !== undefined && /^E[A-Z]+/.test(e.code)
+  if (TRANSIENT.has(e.name ?? '') || network || status === undefined || status >= 500 || e.name === 'ResourceNotFoundException') {
+    return new StorageUnavailableError(`DynamoDB unavailable while ${what}: ${e.name ?? 'Error'}: ${e.message ?? ''}`.trim(), { cause: err })
+  }
+  return err as Error
+}
+
+function encodeCursor (device: string, sk: string): string {
+  return Buffer.from(JSON.stringify([device, sk])).toString('base64url')
+}
+
+function decodeCursor (cursor: string, device?: string): { device: string, sk: string } {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))
+  } catch {
+    throw new InvalidCursorError()
+  }
+  if (!Array.isArray(parsed) || parsed.length !== 2 || typeof parsed[0] !== 'string' || typeof parsed[1] !== 'string' ||
+    !DEVICE_RE.test(parsed[0]) || !SK_PATTERN.test(parsed[1])) {
+    throw new InvalidCursorError()
+  }
+  if (device !== undefined && parsed[0] !== device) {
+    throw new InvalidCursorError('Invalid cursor: it belongs to another device')
+  }
+  return { device: parsed[0], sk: parsed[1] }
+}
+
+function bounds (options: ListOptions): { lo: string, hi: string } {
+  // Reading sort keys start with the ISO time; "status" sorts after "9" and so is never in range.
+  return {
+    lo: options.from ?? '0',
+    hi: options.to !== undefined ? `${options.to}#~` : '9'
+  }
+}
+
+async function mapLimit<T> (items: T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next++] as T
+      await fn(item)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker))
+}
+
+export class ReadingsRepository {
+  readonly table: string
+  private readonly doc: DynamoDBDocumentClient
+  private readonly retentionSeconds: number | undefined
+  private readonly maxBatchAttempts: number
+  private readonly backoffMs: number
+  private readonly writeConcurrency: number
+
+  constructor (options: RepositoryOptions) {
+    this.doc = options.doc
+    this.table = options.table
+    this.retentionSeconds = options.retentionDays !== undefined ? Math.round(options.retentionDays * 86_400) : undefined
+    this.maxBatchAttempts = options.maxBatchAttempts ?? 8
+    this.backoffMs = options.backoffMs ?? 50
+    this.writeConcurrency = options.writeConcurrency ?? 8
+  }
+
+  async ping (): Promise<void> {
+    try {
+      await this.doc.send(new DescribeTableCommand({ TableName: this.table }))
+    } catch (err) {
+      throw mapStorageError(err, 'describing the table')
+    }
+  }
+
+  /**
+   * Stores readings (idempotent: the key is derived from time and uuid), then moves each device's
+   * status forward to its newest reading. Throws StorageUnavailableError when DynamoDB cannot take
+   * them; nothing is partially acknowledged, so the caller can retry the whole call.
+   */
+  async put (readings: Reading[]): Promise<void> {
+    if (readings.length === 0) return
+    const byKey = new Map<string, Record<string, unknown>>()
+    const newest = new Map<string, { sk: string, reading: Reading }>()
+    const expires = this.retentionSeconds !== undefined ? Math.floor(Date.now() / 1000) + this.retentionSeconds : undefined
+    for (const reading of readings) {
+      const sk = readingSk(reading.loading_datetime, reading.uuid)
+      const item: Record<string, unknown> = { ...reading, sk, [ALL_INDEX.hash]: ALL_INDEX.value }
+      if (expires !== undefined) item[TTL_ATTRIBUTE] = expires
+      // BatchWriteItem rejects a request that names one key twice.
+      byKey.set(`${reading.device}\u0000${sk}`, item)
+      const current = newest.get(reading.device)
+      if (current === undefined || current.sk < sk) newest.set(reading.device, { sk, reading })
+    }
+    const items = [...byKey.values()]
+    const chunks: Array<Array<Record<string, unknown>>> = []
+    for (let i = 0; i < items.length; i += BATCH) chunks.push(items.slice(i, i + BATCH))
+    await mapLimit(chunks, this.writeConcurrency, chunk => this.writeChunk(chunk))
+    // Statuses after readings: a status never points at a reading that is not stored yet.
+    await mapLimit([...newest.values()], this.writeConcurrency, ({ sk, reading }) => this.advanceStatus(sk, reading))
+  }
+
+  private async writeChunk (chunk: Array<Record<string, unknown>>): Promise<void> {
+    let requests = chunk.map(Item => ({ PutRequest: { Item } }))
+    for (let attempt = 1; ; attempt++) {
+      let unprocessed
+      try {
+        const out = await this.doc.send(new BatchWriteCommand({ RequestItems: { [this.table]: requests } }))
+        unprocessed = out.UnprocessedItems?.[this.table]
+      } catch (err) {
+        const mapped = mapStorageError(err, 'writing readings')
+        if (!(mapped instanceof StorageUnavailableError) || attempt >= this.maxBatchAttempts) throw mapped
+        await this.backoff(attempt)
+        continue
+      }
+      if (unprocessed === undefined || unprocessed.length === 0) return
+      if (attempt >= this.maxBatchAttempts) {
+        throw new StorageUnavailableError(`DynamoDB left ${unprocessed.length} writes unprocessed after ${attempt} attempts (throttling)`)
+      }
+      requests = unprocessed as typeof requests
+      await this.backoff(attempt)
+    }
+  }
+
+  private async backoff (attempt: number): Promise<void> {
+    const cap = Math.min(this.backoffMs * 2 ** (attempt - 1), 5_000)
+    await sleep(cap / 2 + Math.random() * cap / 2)
+  }
+
+  private async advanceStatus (sk: string, reading: Reading): Promise<void> {
+    const item: Record<string, unknown> = {
+      device: reading.device,
+      sk: STATUS_SK,
+      latest_sk: sk,
+      kind: reading.kind,
+      uuid: reading.uuid,
+      loading_datetime: reading.loading_datetime,
+      prediction: reading.prediction,
+      probability: reading.probability,
+      throttled_flags: reading.throttled_flags
+    }
+    try {
+      await this.doc.send(new PutCommand({
+        TableName: this.table,
+        Item: item,
+        // Never move a status backwards: a late, older reading leaves it as it is.
+        ConditionExpression: 'attribute_not_exists(latest_sk) OR latest_sk < :sk',
+        ExpressionAttributeValues: { ':sk': sk }
+      }))
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException || (err as Error).name === 'ConditionalCheckFailedException') return
+      throw mapStorageError(err, 'updating a status')
+    }
+  }
+
+  async getStatus (device: string): Promise<StatusRecord | null> {
+    try {
+      const out = await this.doc.send(new GetCommand({ TableName: this.table, Key: { device, sk: STATUS_SK } }))
+      return (out.Item as StatusRecord | undefined) ?? null
+    } catch (err) {
+      throw mapStorageError(err, 'reading a status')
+    }
+  }
+
+  async listDevice (device: string, options: ListOptions): Promise<Page<Reading>> {
+    const start = options.cursor !== undefined ? decodeCursor(options.cursor, device) : undefined
+    const { lo, hi } = bounds(options)
+    return await this.query({
+      TableName: this.table,
+      KeyConditionExpression: 'device = :d AND sk BETWEEN :lo AND :hi',
+      ExpressionAttributeValues: { ':d': device, ':lo': lo, ':hi': hi },
+      ExclusiveStartKey: start !== undefined ? { device, sk: start.sk } : undefined
+    }, options.limit, 'listing a device\'s readings')
+  }
+
+  async listAll (options: ListOptions): Promise<Page<Reading>> {
+    const start = options.cursor !== undefined ? decodeCursor(options.cursor) : undefined
+    const { lo, hi } = bounds(options)
+    return await this.query({
+      TableName: this.table,
+      IndexName: ALL_INDEX.name,
+      KeyConditionExpression: `${ALL_INDEX.hash} = :f AND sk BETWEEN :lo AND :hi`,
+      ExpressionAttributeValues: { ':f': ALL_INDEX.value, ':lo': lo, ':hi': hi },
+      ExclusiveStartKey: start !== undefined ? { device: start.device, sk: start.sk, [ALL_INDEX.hash]: ALL_INDEX.value } : undefined
+    }, options.limit, 'listing readings')
+  }
+
+  private async query (input: ConstructorParameters<typeof QueryCommand>[0], limit: number, what: string): Promise<Page<Reading>> {
+    // One item more than the page tells whether another page exists, so the last page has no cursor.
+    let out
+    try {
+      out = await this.doc.send(new QueryCommand({ ...input, ScanIndexForward: false, Limit: limit + 1 }))
+    } catch (err) {
+      throw mapStorageError(err, what)
+    }
+    const items = (out.Items ?? []) as Array<Reading & { sk: string }>
+    if (items.length <= limit) {
+      // DynamoDB also stops at 1 MB of data: then the last item read starts the next page.
+      const last = items[items.length - 1]
+      return out.LastEvaluatedKey !== undefined && last !== undefined ? { items, next: encodeCursor(last.device, last.sk) } : { items }
+    }
+    const page = items.slice(0, limit)
+    const last = page[page.length - 1]!
+    return { items: page, next: encodeCursor(last.device, last.sk) }
+  }
+}

@@ -1,0 +1,26 @@
+import { randomUUID } from 'node:crypto'
+import type { FastifyServerOptions } from 'fastify'
+import type { Config } from './config.js'
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+
+/** The one set of server options: production (server.ts) and the test helper both use it. */
+export function serverOptions (config: Pick<Config, 'LOG_LEVEL'>): FastifyServerOptions {
+  return {
+    logger: {
+      level: config.LOG_LEVEL,
+      // Never log credentials, even if a client sends them.
+      redact: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-api-key"]']
+    },
+    // Behind the ALB: the client's address and protocol come from X-Forwarded-*.
+    trustProxy: true,
+    routerOptions: { ignoreTrailingSlash: true },
+    requestIdHeader: 'x-request-id',
+    genReqId: (req) => {
+      const given = req.headers['x-request-id']
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
+    },
+    return503OnClosing: true,
+    ajv: { customOptions: { coerceTypes: 'array', useDefaults: true, removeAdditional: true, allErrors: false } }
+  }
+}

@@ -1,0 +1,18 @@
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import { IngestService } from '../../lib/ingest.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    ingest: IngestService
+  }
+}
+
+// validate -> predict -> write: the collector feeds it in-process, the Kafka consumer from topics.
+export default fp(async function ingest (fastify: FastifyInstance) {
+  fastify.decorate('ingest', new IngestService({
+    repository: fastify.readings,
+    predictor: fastify.predictor,
+    onStored: readings => { fastify.statuses.observe(readings) }
+  }))
+}, { name: 'ingest', dependencies: ['readings', 'predictor', 'status'] })

@@ -1,0 +1,17 @@
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import type { AppOptions } from '../../app.js'
+import type { Predictor } from '../../lib/ingest.js'
+import { createPredictor } from '../../lib/model/predictor.js'
+import { modelsDir } from '../../paths.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    predictor: Predictor
+  }
+}
+
+export default fp(async function predictor (fastify: FastifyInstance, opts: AppOptions) {
+  // Models are loaded once at start; a missing or broken model file stops start-up.
+  fastify.decorate('predictor', opts.predictor ?? await createPredictor({ modelsDir }))
+}, { name: 'predictor' })

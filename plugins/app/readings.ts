@@ -1,0 +1,22 @@
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import { ReadingsRepository } from '../../lib/readings-repository.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    readings: ReadingsRepository
+  }
+}
+
+export default fp(async function readings (fastify: FastifyInstance) {
+  const repository = new ReadingsRepository({
+    doc: fastify.dynamo.doc,
+    table: fastify.config.DYNAMODB_TABLE,
+    retentionDays: fastify.config.RETENTION_DAYS
+  })
+  fastify.decorate('readings', repository)
+  fastify.health.register('dynamodb', async () => {
+    await repository.ping()
+    return { status: 'up' }
+  })
+}, { name: 'readings', dependencies: ['dynamodb', 'health'] })

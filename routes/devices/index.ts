@@ -1,0 +1,81 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import { DeviceParamsSchema, ListQuerySchema, StatusSchema, type ListQuery } from '../../schemas/readings.js'
+import { ErrorSchema } from '../../schemas/common.js'
+import { parseTime } from '../../lib/time.js'
+import { BadRequestError, NotFoundError } from '../../lib/errors.js'
+
+const errors = {
+  400: Type.Ref(ErrorSchema),
+  500: Type.Ref(ErrorSchema),
+  503: Type.Ref(ErrorSchema)
+}
+
+function timeBounds (query: ListQuery): { from?: string, to?: string } {
+  const out: { from?: string, to?: string } = {}
+  for (const key of ['from', 'to'] as const) {
+    const text = query[key]
+    if (text === undefined) continue
+    const parsed = parseTime(text)
+    if (parsed === null) throw new BadRequestError(`querystring/${key} must be an ISO 8601 date or date-time`)
+    // A bare date as `to` means the whole day.
+    out[key] = key === 'to' && /^\d{4}-\d{2}-\d{2}$/.test(text) ? new Date(parsed.ms + 86_399_999).toISOString() : parsed.iso
+  }
+  if (out.from !== undefined && out.to !== undefined && out.from > out.to) throw new BadRequestError('querystring/from must not be after querystring/to')
+  return out
+}
+
+function nextLink (request: FastifyRequest, cursor: string): string {
+  const url = new URL(request.url, 'http://localhost')
+  url.searchParams.set('cursor', cursor)
+  return `<${url.pathname}${url.search}>; rel="next"`
+}
+
+export default async function devices (fastifyBase: FastifyInstance) {
+  const fastify = fastifyBase.withTypeProvider<TypeBoxTypeProvider>()
+
+  fastify.get('/', {
+    schema: {
+      tags: ['devices'],
+      summary: 'Readings of all devices, newest first',
+      description: 'Pages by opaque cursor: pass `next_cursor` back as `cursor`. Each page costs one index query, whatever the table size.',
+      querystring: ListQuerySchema,
+      response: { 200: Type.Ref('AllReadings'), ...errors }
+    }
+  }, async function listAllReadings (request, reply) {
+    const page = await fastify.readings.listAll({ limit: request.query.limit, cursor: request.query.cursor, ...timeBounds(request.query) })
+    if (page.next !== undefined) void reply.header('link', nextLink(request, page.next))
+    return { Items: page.items, Count: page.items.length, ...(page.next !== undefined ? { next_cursor: page.next } : {}) }
+  })
+
+  fastify.get('/:device', {
+    schema: {
+      tags: ['devices'],
+      summary: 'Readings of one device, newest first',
+      description: 'A JSON array, as in the original API. While more readings remain, a `Link: <…>; rel="next"` header gives the next page.',
+      params: DeviceParamsSchema,
+      querystring: ListQuerySchema,
+      response: { 200: Type.Ref('ReadingList'), ...errors }
+    }
+  }, async function listDeviceReadings (request, reply) {
+    const { device } = request.params
+    const page = await fastify.readings.listDevice(device, { limit: request.query.limit, cursor: request.query.cursor, ...timeBounds(request.query) })
+    if (page.next !== undefined) void reply.header('link', nextLink(request, page.next))
+    return page.items
+  })
+
+  fastify.get('/:device/status', {
+    schema: {
+      tags: ['devices'],
+      summary: 'Latest status of one device',
+      description: '"The device is stressed" or "The device is OK" from the newest reading\'s prediction; "The device is not reporting" (with `stale: true`) when the newest reading is older than the staleness window. 404 when the device has no reading.',
+      params: DeviceParamsSchema,
+      response: { 200: Type.Ref(StatusSchema), 404: Type.Ref(ErrorSchema), ...errors }
+    }
+  }, async function getDeviceStatus (request) {
+    const status = await fastify.statuses.get(request.params.device)
+    if (status === null) throw new NotFoundError(`No readings for device "${request.params.device}"`)
+    return status
+  })
+}

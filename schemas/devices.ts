@@ -1,0 +1,86 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+
+// The device models. Field names are the wire format of the original system and must not change.
+
+export const DEVICE_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$'
+
+export const DeviceKind = { pc: 'pc', raspberry: 'raspberry' } as const
+export type DeviceKind = typeof DeviceKind[keyof typeof DeviceKind]
+
+export const DeviceIdSchema = Type.String({
+  pattern: DEVICE_ID_PATTERN,
+  description: 'Device id: letters, digits, `_`, `.` or `-`, 1 to 64 characters, starting with a letter or digit',
+  examples: ['pc1']
+})
+
+const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
+
+// A sensor the host does not have is absent or null, never an invented zero.
+function sensor (description: string, minimum: number, maximum: number, example: number) {
+  return Type.Optional(Type.Union([Type.Number({ minimum, maximum }), Type.Null()], { description, examples: [example] }))
+}
+
+export const ReadingBaseFields = {
+  uuid: Type.String({ pattern: UUID_PATTERN, description: 'Reading id (UUID); the same uuid is stored once', examples: ['0f8e5c2a-3b7d-4c1e-9a52-6d4b8e1f2a3c'] }),
+  device: DeviceIdSchema,
+  loading_datetime: Type.String({
+    minLength: 1,
+    maxLength: 40,
+    description: 'When the reading was taken: ISO 8601 (a time without zone is UTC) or the original `YYYY-MM-DD@HH:MM:SS` (read as UTC). Served as ISO 8601 UTC.',
+    examples: ['2022-10-06T18:08:55.000Z']
+  }),
+  kind: Type.Optional(Type.Union([Type.Literal('pc'), Type.Literal('raspberry')], {
+    description: 'Device kind; recognised from the fields when absent'
+  }))
+}
+
+export const PcSensorFields = {
+  ClockCPUCoreOne: sensor('CPU core clock, MHz', 0, 20_000, 3615.13),
+  TemperatureCPUPackage: sensor('CPU package temperature, °C', -50, 150, 54),
+  LoadCPUTotal: sensor('Total CPU load, %', 0, 100, 25.39),
+  PowerCPUPackage: sensor('CPU package power, W', 0, 2000, 8.11),
+  TemperatureGPUCore: sensor('GPU core temperature, °C (hosts with a GPU)', -50, 150, 61),
+  LoadGPUCore: sensor('GPU core load, % (hosts with a GPU)', 0, 100, 12)
+}
+
+export const THROTTLED_PATTERN = '^0[xX][0-9a-fA-F]{1,8}$'
+
+export const RaspberrySensorFields = {
+  GPU_temp_celsius: sensor('GPU temperature, °C', -50, 150, 83.7),
+  CPU_temp_celsius: sensor('CPU temperature, °C', -50, 150, 83.75),
+  frequency_arm_hz: sensor('ARM clock, Hz', 0, 1e11, 1_500_000_000),
+  frequency_core_hz: sensor('Core (VPU) clock, Hz', 0, 1e11, 500_000_000),
+  frequency_pwm_hz: sensor('PWM clock, Hz', 0, 1e11, 107_143_064),
+  voltage_core_v: sensor('Core voltage, V', 0, 5, 0.9084),
+  voltage_sdram_c_v: sensor('SDRAM controller voltage, V', 0, 5, 1.1),
+  voltage_sdram_i_v: sensor('SDRAM I/O voltage, V', 0, 5, 1.1),
+  voltage_sdram_p_v: sensor('SDRAM physical voltage, V', 0, 5, 1.1),
+  memory_arm_bytes: sensor('Memory split to the ARM, bytes', 0, 1e13, 994_050_048),
+  memory_gpu_bytes: sensor('Memory split to the GPU, bytes', 0, 1e13, 79_691_776),
+  throttled: Type.Optional(Type.Union([Type.String({ pattern: THROTTLED_PATTERN }), Type.Null()], {
+    description: 'Bit mask printed by `vcgencmd get_throttled`: bits 0-3 under-voltage, ARM frequency capped, throttled, soft temperature limit now; bits 16-19 the same since boot',
+    examples: ['0x50005']
+  }))
+}
+
+export const PcReadingSchema = Type.Object({ ...ReadingBaseFields, ...PcSensorFields }, {
+  $id: 'PcReading',
+  title: 'PcReading',
+  description: 'A reading of a PC (the original pc1 has the GPU fields, pc2 does not)'
+})
+export type PcReading = Static<typeof PcReadingSchema>
+
+export const RaspberryReadingSchema = Type.Object({ ...ReadingBaseFields, ...RaspberrySensorFields }, {
+  $id: 'RaspberryReading',
+  title: 'RaspberryReading',
+  description: 'A reading of a Raspberry Pi (vcgencmd and sysfs values)'
+})
+export type RaspberryReading = Static<typeof RaspberryReadingSchema>
+
+export const PC_FIELDS = Object.keys(PcSensorFields) as Array<keyof typeof PcSensorFields>
+export const RASPBERRY_FIELDS = Object.keys(RaspberrySensorFields) as Array<keyof typeof RaspberrySensorFields>
+
+export const ReadingSchemaByKind: Record<DeviceKind, TSchema> = {
+  pc: PcReadingSchema,
+  raspberry: RaspberryReadingSchema
+}

@@ -1,0 +1,93 @@
+import { Type, type Static } from '@sinclair/typebox'
+import { DeviceIdSchema, PcSensorFields, RaspberrySensorFields, ReadingBaseFields } from './devices.js'
+
+export const ThrottledFlagsSchema = Type.Object({
+  under_voltage: Type.Boolean({ description: 'bit 0: under-voltage now' }),
+  arm_frequency_capped: Type.Boolean({ description: 'bit 1: ARM frequency capped now' }),
+  throttled: Type.Boolean({ description: 'bit 2: throttled now' }),
+  soft_temperature_limit: Type.Boolean({ description: 'bit 3: soft temperature limit active now' }),
+  under_voltage_occurred: Type.Boolean({ description: 'bit 16: under-voltage has occurred since boot' }),
+  arm_frequency_capped_occurred: Type.Boolean({ description: 'bit 17: ARM frequency capping has occurred since boot' }),
+  throttled_occurred: Type.Boolean({ description: 'bit 18: throttling has occurred since boot' }),
+  soft_temperature_limit_occurred: Type.Boolean({ description: 'bit 19: soft temperature limit has occurred since boot' })
+}, { $id: 'ThrottledFlags', title: 'ThrottledFlags', description: 'The Raspberry Pi `throttled` bit mask, decoded' })
+export type ThrottledFlags = Static<typeof ThrottledFlagsSchema>
+
+export const PredictionFields = {
+  prediction: Type.Union([Type.Literal(0), Type.Literal(1)], { description: '1 when the device was predicted stressed (throttling or burning out)' }),
+  probability: Type.Number({ minimum: 0, maximum: 1, description: 'Probability that the device is stressed' })
+}
+
+// One flat shape for both kinds: absent sensors are skipped when serialised, as the original did,
+// and a flat object serialises much faster than a union.
+export const ReadingSchema = Type.Object({
+  ...ReadingBaseFields,
+  kind: Type.Union([Type.Literal('pc'), Type.Literal('raspberry')], { description: 'Device kind' }),
+  ...PcSensorFields,
+  ...RaspberrySensorFields,
+  throttled_flags: Type.Optional(Type.Ref(ThrottledFlagsSchema)),
+  ...PredictionFields
+}, {
+  $id: 'Reading',
+  title: 'Reading',
+  description: 'A stored reading: the device model\'s fields (see PcReading and RaspberryReading) plus the prediction. `loading_datetime` is ISO 8601 UTC.'
+})
+export type Reading = Static<typeof ReadingSchema>
+
+export const ReadingListSchema = Type.Array(Type.Ref(ReadingSchema), {
+  $id: 'ReadingList',
+  description: 'Readings, newest first'
+})
+
+export const AllReadingsSchema = Type.Object({
+  Items: Type.Array(Type.Ref(ReadingSchema), { description: 'Readings of all devices, newest first' }),
+  Count: Type.Integer({ description: 'Number of items in this page' }),
+  next_cursor: Type.Optional(Type.String({ description: 'Pass as `cursor` to get the next page; absent on the last page' }))
+}, { $id: 'AllReadings', title: 'AllReadings', description: 'A page of readings of all devices (the original `Scan` response shape)' })
+
+export const StatusMessage = {
+  stressed: 'The device is stressed',
+  ok: 'The device is OK',
+  stale: 'The device is not reporting'
+} as const
+
+export const StatusSchema = Type.Object({
+  msg: Type.Union([Type.Literal(StatusMessage.stressed), Type.Literal(StatusMessage.ok), Type.Literal(StatusMessage.stale)], {
+    description: 'The original status text; "The device is not reporting" when the newest reading is stale'
+  }),
+  device: DeviceIdSchema,
+  kind: Type.Union([Type.Literal('pc'), Type.Literal('raspberry')]),
+  stressed: Type.Boolean({ description: 'The newest reading\'s prediction' }),
+  probability: Type.Number({ minimum: 0, maximum: 1 }),
+  loading_datetime: Type.String({ description: 'Time of the newest reading, ISO 8601 UTC' }),
+  uuid: Type.String({ description: 'uuid of the newest reading' }),
+  age_seconds: Type.Number({ description: 'Seconds since the newest reading was taken' }),
+  stale: Type.Boolean({ description: 'true when the newest reading is older than the staleness window' }),
+  throttled_flags: Type.Optional(Type.Ref(ThrottledFlagsSchema))
+}, {
+  $id: 'Status',
+  title: 'Status',
+  description: 'The latest status of a device',
+  examples: [{
+    msg: 'The device is OK',
+    device: 'pc1',
+    kind: 'pc',
+    stressed: false,
+    probability: 0.0312,
+    loading_datetime: '2026-11-29T10:15:00.000Z',
+    uuid: '0f8e5c2a-3b7d-4c1e-9a52-6d4b8e1f2a3c',
+    age_seconds: 2.4,
+    stale: false
+  }]
+})
+export type Status = Static<typeof StatusSchema>
+
+export const ListQuerySchema = Type.Object({
+  limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100, description: 'Page size' }),
+  cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 512, description: 'Opaque cursor from the previous page' })),
+  from: Type.Optional(Type.String({ minLength: 1, maxLength: 40, description: 'Only readings at or after this time (ISO 8601)', examples: ['2026-11-29T00:00:00Z'] })),
+  to: Type.Optional(Type.String({ minLength: 1, maxLength: 40, description: 'Only readings at or before this time (ISO 8601)', examples: ['2026-11-30'] }))
+}, { additionalProperties: false })
+export type ListQuery = Static<typeof ListQuerySchema>
+
+export const DeviceParamsSchema = Type.Object({ device: DeviceIdSchema })

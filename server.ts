@@ -1,0 +1,31 @@
+import { ConfigError, loadConfig, type Config } from './lib/config.js'
+
+let config: Config
+try {
+  config = loadConfig()
+} catch (err) {
+  // One clear line, no stack trace: the operator fixes the variable and starts again.
+  process.stderr.write(`${err instanceof ConfigError ? err.message : String(err)}\n`)
+  process.exit(1)
+}
+
+// Loaded after the configuration is known to be good, so a bad value fails in milliseconds.
+const [{ default: Fastify }, { default: closeWithGrace }, { default: app }, { serverOptions }] = await Promise.all([
+  import('fastify'), import('close-with-grace'), import('./app.js'), import('./lib/server-options.js')
+])
+const fastify = Fastify(serverOptions(config))
+
+closeWithGrace({ delay: config.SHUTDOWN_TIMEOUT_MS }, async function ({ signal, err }) {
+  if (err !== undefined) fastify.log.error({ err }, 'closing after an error')
+  else fastify.log.info({ signal }, 'shutting down')
+  await fastify.close()
+})
+
+try {
+  await fastify.register(app, { config })
+  await fastify.listen({ port: config.PORT, host: config.HOST })
+} catch (err) {
+  fastify.log.fatal({ err }, `could not start: ${(err as Error).message}`)
+  await fastify.close().catch(() => {})
+  process.exit(1)
+}

@@ -1,0 +1,77 @@
+import t from 'tap'
+import { build, pcReading, piReading } from './helper.js'
+
+const HOT = { TemperatureCPUPackage: 100, LoadCPUTotal: 100, PowerCPUPackage: 120, ClockCPUCoreOne: 4800 }
+const IDLE = { TemperatureCPUPackage: 40, LoadCPUTotal: 3, PowerCPUPackage: 5, ClockCPUCoreOne: 2400 }
+
+t.test('status of a device without readings is a JSON 404', async t => {
+  const app = await build(t)
+  const res = await app.inject('/devices/pc9/status')
+  t.equal(res.statusCode, 404)
+  t.same(res.json(), { statusCode: 404, error: 'Not Found', message: 'No readings for device "pc9"' })
+})
+
+t.test('status follows the newest reading: OK, then stressed', async t => {
+  const app = await build(t, { env: { STATUS_CACHE_TTL_MS: '0' } })
+  const idle = pcReading(IDLE)
+  await app.ingest.ingest([idle])
+  let res = await app.inject('/devices/pc1/status')
+  t.equal(res.statusCode, 200)
+  let body = res.json()
+  t.match(body, { msg: 'The device is OK', device: 'pc1', stressed: false, stale: false, uuid: idle.uuid, kind: 'pc' })
+  t.ok(body.probability >= 0 && body.probability <= 0.7)
+  t.ok(body.age_seconds >= 0 && body.age_seconds < 5)
+
+  const hot = pcReading(HOT)
+  await app.ingest.ingest([hot])
+  body = (await app.inject('/devices/pc1/status')).json()
+  t.match(body, { msg: 'The device is stressed', stressed: true, uuid: hot.uuid })
+  t.ok(body.probability > 0.7)
+  res = await app.inject('/devices/pc1/status')
+  t.equal(res.json().loading_datetime, new Date(String(hot.loading_datetime)).toISOString())
+})
+
+t.test('a late, older reading never moves the status backwards', async t => {
+  const app = await build(t, { env: { STATUS_CACHE_TTL_MS: '0' } })
+  const newest = pcReading(IDLE, 0)
+  await app.ingest.ingest([newest])
+  const late = pcReading(HOT, 2)
+  await app.ingest.ingest([late])
+  const body = (await app.inject('/devices/pc1/status')).json()
+  t.equal(body.uuid, newest.uuid)
+  t.equal(body.msg, 'The device is OK')
+  const list = (await app.inject('/devices/pc1')).json()
+  t.equal(list.length, 2, 'the late reading is still stored')
+})
+
+t.test('a device whose newest reading is older than the staleness window is not reporting', async t => {
+  const app = await build(t, { env: { STALE_AFTER_SECONDS: '60', STATUS_CACHE_TTL_MS: '0' } })
+  await app.ingest.ingest([pcReading(HOT, 5)])
+  const body = (await app.inject('/devices/pc1/status')).json()
+  t.match(body, { msg: 'The device is not reporting', stale: true, stressed: true })
+  t.ok(body.age_seconds >= 300)
+})
+
+t.test('a Raspberry Pi status carries its throttled flags', async t => {
+  const app = await build(t)
+  await app.ingest.ingest([piReading({ throttled: '0x80008' })])
+  const body = (await app.inject('/devices/raspberry/status')).json()
+  t.match(body, { msg: 'The device is stressed', stressed: true, probability: 1, kind: 'raspberry' })
+  t.match(body.throttled_flags, { soft_temperature_limit: true, soft_temperature_limit_occurred: true, throttled: false })
+})
+
+t.test('the original clients\' seven paths answer 200 with the original shapes', async t => {
+  const app = await build(t)
+  await app.ingest.ingest([pcReading({ device: 'pc1' }), pcReading({ device: 'pc2' }), piReading()])
+  t.equal((await app.inject('/')).statusCode, 302)
+  const all = (await app.inject('/devices/')).json()
+  t.ok(Array.isArray(all.Items) && typeof all.Count === 'number')
+  for (const device of ['pc1', 'pc2', 'raspberry']) {
+    const list = await app.inject(`/devices/${device}`)
+    t.equal(list.statusCode, 200)
+    t.ok(Array.isArray(list.json()))
+    const status = await app.inject(`/devices/${device}/status`)
+    t.equal(status.statusCode, 200)
+    t.match(status.json().msg, /^The device is (OK|stressed)$/)
+  }
+})

@@ -1,0 +1,94 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { randomUUID } from 'node:crypto'
+import Fastify, { type FastifyInstance } from 'fastify'
+import app, { type AppOptions } from '../app.js'
+import { loadConfig } from '../lib/config.js'
+import { serverOptions } from '../lib/server-options.js'
+import { createDynamo, startEmbeddedDynamo, type Dynamo, type EmbeddedDynamo } from '../lib/dynamo/client.js'
+
+interface Teardown { teardown: (fn: () => unknown) => void }
+
+/** An in-memory dynalite on a free port, stopped when the test ends. */
+export async function dynalite (t: Teardown): Promise<EmbeddedDynamo> {
+  const db = await startEmbeddedDynamo(null)
+  t.teardown(() => db.close())
+  return db
+}
+
+export async function tempDir (t: Teardown, prefix = 'sensors-test-'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  return dir
+}
+
+export function uniqueTable (): string {
+  return `test_${randomUUID().slice(0, 8)}`
+}
+
+/** A DynamoDB client against the given endpoint, closed when the test ends. */
+export async function dynamoClient (t: Teardown, endpoint: string): Promise<Dynamo> {
+  const dynamo = await createDynamo({ mode: 'endpoint', endpoint, dataDir: '' })
+  t.teardown(() => dynamo.close())
+  return dynamo
+}
+
+export interface BuildOptions extends Partial<Omit<AppOptions, 'config'>> {
+  env?: Record<string, string>
+}
+
+/**
+ * Builds the app exactly as server.ts does (same server options, same plugin), with the
+ * environment given: by default against a fresh in-memory dynalite and a fresh table.
+ */
+export async function build (t: Teardown, options: BuildOptions = {}): Promise<FastifyInstance> {
+  const env: Record<string, string> = { LOG_LEVEL: 'silent', COLLECTOR: 'off', DYNAMODB_TABLE: uniqueTable(), ...options.env }
+  if (env.DYNAMODB_ENDPOINT === undefined && env.AWS_REGION === undefined && env.DATA_DIR === undefined) {
+    env.DYNAMODB_ENDPOINT = (await dynalite(t)).endpoint
+  }
+  const config = loadConfig(env)
+  const fastify = Fastify(serverOptions(config))
+  const { env: _env, ...seams } = options
+  await fastify.register(app, { config, ...seams })
+  t.teardown(() => fastify.close())
+  await fastify.ready()
+  return fastify
+}
+
+let seq = 0
+/** A valid PC reading; `minutesAgo` spaces readings in time. */
+export function pcReading (overrides: Record<string, unknown> = {}, minutesAgo = 0): Record<string, unknown> {
+  seq++
+  return {
+    uuid: randomUUID(),
+    device: 'pc1',
+    loading_datetime: new Date(Date.now() - minutesAgo * 60_000 - seq).toISOString(),
+    ClockCPUCoreOne: 3615.13,
+    TemperatureCPUPackage: 54,
+    LoadCPUTotal: 25.4,
+    PowerCPUPackage: 8.1,
+    ...overrides
+  }
+}
+
+export function piReading (overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    uuid: randomUUID(),
+    device: 'raspberry',
+    loading_datetime: new Date().toISOString(),
+    GPU_temp_celsius: 55.1,
+    CPU_temp_celsius: 54.5,
+    frequency_arm_hz: 1_500_000_000,
+    frequency_core_hz: 500_000_000,
+    frequency_pwm_hz: 107_143_064,
+    voltage_core_v: 0.85,
+    voltage_sdram_c_v: 1.1,
+    voltage_sdram_i_v: 1.1,
+    voltage_sdram_p_v: 1.1,
+    memory_arm_bytes: 994_050_048,
+    memory_gpu_bytes: 79_691_776,
+    throttled: '0x0',
+    ...overrides
+  }
+}

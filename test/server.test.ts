@@ -1,0 +1,92 @@
+import t from 'tap'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { createServer } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { build, pcReading, tempDir } from './helper.js'
+
+const serverJs = fileURLToPath(new URL('../server.js', import.meta.url))
+
+async function freePort (): Promise<number> {
+  const srv = createServer()
+  srv.listen(0, '127.0.0.1')
+  await once(srv, 'listening')
+  const { port } = srv.address() as { port: number }
+  srv.close()
+  await once(srv, 'close')
+  return port
+}
+
+function start (env: Record<string, string>): { child: ChildProcess, output: () => string } {
+  const clean = { ...process.env }
+  for (const key of ['KAFKA_BROKERS', 'DYNAMODB_ENDPOINT', 'AWS_REGION']) delete clean[key]
+  const child = spawn(process.execPath, [serverJs], { env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout?.on('data', (d: Buffer) => { out += d.toString() })
+  child.stderr?.on('data', (d: Buffer) => { out += d.toString() })
+  return { child, output: () => out }
+}
+
+async function waitFor<T> (fn: () => Promise<T | undefined>, ms: number): Promise<T | undefined> {
+  const until = Date.now() + ms
+  while (Date.now() < until) {
+    const v = await fn().catch(() => undefined)
+    if (v !== undefined) return v
+    await sleep(200)
+  }
+  return undefined
+}
+
+t.test('npm start path: real HTTP, embedded DynamoDB, this host\'s collector, status within seconds, SIGTERM exits 0', async t => {
+  const port = await freePort()
+  const dataDir = await tempDir(t)
+  const { child, output } = start({ PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, DEVICE_NAME: 'e2e-host', COLLECT_INTERVAL_SECONDS: '1', LOG_LEVEL: 'info' })
+  t.teardown(() => { child.kill('SIGKILL') })
+  const status = await waitFor(async () => {
+    const res = await fetch(`http://127.0.0.1:${port}/devices/e2e-host/status`)
+    return res.status === 200 ? await res.json() as Record<string, unknown> : undefined
+  }, 20_000)
+  t.ok(status, `status answered (output: ${output().slice(-2000)})`)
+  t.match(status, { device: 'e2e-host', stale: false, msg: /^The device is (OK|stressed)$/ })
+  const health = await fetch(`http://127.0.0.1:${port}/health`)
+  t.equal(health.status, 200)
+  const body = await health.json() as { components: Record<string, { status: string }> }
+  t.equal(body.components.dynamodb?.status, 'up')
+  t.equal(body.components.collector?.status, 'up')
+  const docs = await fetch(`http://127.0.0.1:${port}/`)
+  t.equal(docs.status, 200, 'GET / ends in 200 after the redirect')
+
+  child.kill('SIGTERM')
+  const [code] = await once(child, 'exit')
+  t.equal(code, 0, 'SIGTERM exits 0')
+  const lines = output().split('\n').filter(l => l.startsWith('{'))
+  t.ok(lines.length > 0 && lines.every(l => { try { JSON.parse(l); return true } catch { return false } }), 'logs are JSON lines')
+  t.ok(lines.some(l => /"reqId"/.test(l)), 'request logs carry request ids')
+})
+
+t.test('a bad configuration value stops start-up with one clear line', async t => {
+  for (const [key, value] of [['PORT', '99999'], ['DYNAMODB_ENDPOINT', 'not a url'], ['COLLECTOR', 'maybe']] as const) {
+    const { child, output } = start({ [key]: value, DATA_DIR: await tempDir(t) })
+    const [code] = await once(child, 'exit')
+    t.equal(code, 1, `${key} exits 1`)
+    const text = output().trim()
+    t.equal(text.split('\n').length, 1, `${key}: one line`)
+    t.match(text, new RegExp(`^Invalid configuration: ${key} `))
+    t.notMatch(text, /at .*\.js:\d+/, 'no stack trace')
+  }
+})
+
+t.test('the embedded DynamoDB keeps data across a restart', async t => {
+  const dataDir = await tempDir(t)
+  const reading = pcReading()
+  {
+    const app = await build(t, { env: { DATA_DIR: dataDir, DYNAMODB_TABLE: 'sensors_data' } })
+    await app.ingest.ingest([reading])
+    await app.close()
+  }
+  const app = await build(t, { env: { DATA_DIR: dataDir, DYNAMODB_TABLE: 'sensors_data' } })
+  const list = (await app.inject('/devices/pc1')).json()
+  t.same(list.map((r: { uuid: string }) => r.uuid), [reading.uuid])
+  t.equal((await app.inject('/devices/pc1/status')).json().uuid, reading.uuid)
+})
