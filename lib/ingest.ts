@@ -97,10 +97,11 @@ export class IngestService {
     } else if (input.kind !== undefined) {
       return { ok: false, reasons: [`kind must be "pc" or "raspberry" (got ${show(input.kind)})`] }
     } else {
-      const detected = detectKind(input) ?? kindHint ?? null
+      const detected = detectKind(input)
       if (detected === null) return { ok: false, reasons: ['unknown kind: the reading has no PC or Raspberry Pi sensor field'] }
-      if (detected === 'both') return { ok: false, reasons: ['unknown kind: the reading mixes PC and Raspberry Pi fields'] }
-      kind = detected
+      // The topic's name only breaks a tie; the reading's own fields decide.
+      if (detected === 'both' && kindHint === undefined) return { ok: false, reasons: ['unknown kind: the reading mixes PC and Raspberry Pi fields'] }
+      kind = detected === 'both' ? kindHint! : detected
     }
     const spec = KINDS[kind]
     if (!spec.check.Check(input)) {

@@ -1,0 +1,37 @@
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import { IngestConsumer } from '../../lib/kafka/consumer.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    kafkaConsumer: IngestConsumer | null
+  }
+}
+
+// The Kafka ingest: on when KAFKA_BROKERS is set (and the role is not "api").
+export default fp(async function kafkaConsumer (fastify: FastifyInstance) {
+  const { config } = fastify
+  if (!config.kafkaEnabled) {
+    fastify.decorate('kafkaConsumer', null)
+    fastify.health.register('kafka', () => ({ status: 'disabled' }), { critical: false })
+    return
+  }
+  const consumer = new IngestConsumer({
+    settings: config,
+    topics: config.topics,
+    groupId: config.KAFKA_GROUP_ID,
+    dlqTopic: config.KAFKA_DLQ_TOPIC,
+    batchSize: config.KAFKA_BATCH_SIZE,
+    ingest: fastify.ingest,
+    log: fastify.log.child({ component: 'kafka' }),
+    drainTimeoutMs: Math.max(1000, config.SHUTDOWN_TIMEOUT_MS - 2000)
+  })
+  fastify.decorate('kafkaConsumer', consumer)
+  fastify.health.register('kafka', async () => {
+    if (await consumer.probe()) return { status: 'up', detail: `consuming ${config.topics.join(',')}` }
+    return { status: 'down', detail: `${consumer.state}${consumer.lastError !== undefined ? `: ${consumer.lastError}` : ''}` }
+  })
+  fastify.addHook('onReady', async () => { consumer.start() })
+  // preClose runs before the HTTP server and DynamoDB close: the batch in hand is stored and committed first.
+  fastify.addHook('preClose', async () => { await consumer.stop() })
+}, { name: 'kafka-consumer', dependencies: ['ingest', 'health'] })
