@@ -4,8 +4,8 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox'
 
 export const DEVICE_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$'
 
-export const DeviceKind = { pc: 'pc', raspberry: 'raspberry' } as const
-export type DeviceKind = typeof DeviceKind[keyof typeof DeviceKind]
+export const DeviceKinds = { pc: 'pc', raspberry: 'raspberry' } as const
+export type DeviceKind = typeof DeviceKinds[keyof typeof DeviceKinds]
 
 export const DeviceIdSchema = Type.String({
   pattern: DEVICE_ID_PATTERN,

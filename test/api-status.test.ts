@@ -75,3 +75,51 @@ t.test('the original clients\' seven paths answer 200 with the original shapes',
     t.match(status.json().msg, /^The device is (OK|stressed)$/)
   }
 })
+
+t.test('pollers revalidate with ETag: 304 until a newer reading arrives', async t => {
+  const app = await build(t, { env: { STATUS_CACHE_TTL_MS: '0' } })
+  await app.ingest.ingest([pcReading(IDLE, 0.01)])
+  const first = await app.inject('/devices/pc1/status')
+  const etag = String(first.headers.etag)
+  t.match(etag, /^W\/"[0-9a-f-]{36}"$/)
+  t.equal(first.headers['cache-control'], 'no-cache')
+  const again = await app.inject({ url: '/devices/pc1/status', headers: { 'if-none-match': etag } })
+  t.equal(again.statusCode, 304)
+  t.equal(again.body, '')
+  await app.ingest.ingest([pcReading(HOT)])
+  const changed = await app.inject({ url: '/devices/pc1/status', headers: { 'if-none-match': etag } })
+  t.equal(changed.statusCode, 200)
+  t.not(changed.headers.etag, etag)
+})
+
+t.test('the status cache serves concurrent pollers, and this process writes through at once', async t => {
+  const app = await build(t, { env: { STATUS_CACHE_TTL_MS: '60000' } })
+  const idle = pcReading(IDLE, 1)
+  await app.ingest.ingest([idle])
+  const answers = await Promise.all(Array.from({ length: 50 }, () => app.inject('/devices/pc1/status')))
+  t.ok(answers.every(a => a.statusCode === 200 && a.json().uuid === idle.uuid))
+  const hot = pcReading(HOT)
+  await app.ingest.ingest([hot])
+  t.equal((await app.inject('/devices/pc1/status')).json().uuid, hot.uuid, 'write-through: no TTL wait for readings ingested here')
+})
+
+t.test('N concurrent pollers of one device cost one table read per TTL (single flight)', async t => {
+  const { StatusService } = await import('../lib/status-service.js')
+  let reads = 0
+  let now = 1_000_000
+  const record = { device: 'pc1', kind: 'pc' as const, uuid: '0f8e5c2a-3b7d-4c1e-9a52-6d4b8e1f2a3c', loading_datetime: new Date(now).toISOString(), prediction: 0 as const, probability: 0.1 }
+  const service = new StatusService({
+    repository: { getStatus: async () => { reads++; await new Promise(resolve => setTimeout(resolve, 20)); return record } },
+    staleAfterSeconds: 15,
+    ttlMs: 1000,
+    now: () => now
+  })
+  await Promise.all(Array.from({ length: 100 }, () => service.get('pc1')))
+  t.equal(reads, 1, '100 concurrent requests, one read')
+  now += 500
+  await service.get('pc1')
+  t.equal(reads, 1, 'within the TTL: no read')
+  now += 600
+  await service.get('pc1')
+  t.equal(reads, 2, 'after the TTL: one new read')
+})

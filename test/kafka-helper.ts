@@ -27,7 +27,7 @@ export async function producer (t: Teardown, bootstrap = brokers!): Promise<rdka
 export async function produce (p: rdkafka.HighLevelProducer, topic: string, value: Buffer | string | object, key: string | null = null, headers?: rdkafka.MessageHeader[]): Promise<void> {
   const buf = Buffer.isBuffer(value) ? value : Buffer.from(typeof value === 'string' ? value : JSON.stringify(value))
   await new Promise<void>((resolve, reject) => {
-    const cb = (err: unknown): void => { if (err != null) reject(err as Error); else resolve() }
+    const cb = (err: unknown): void => { if (err != null) reject(err instanceof Error ? err : new Error(String(err))); else resolve() }
     if (headers !== undefined) p.produce(topic, null, buf, key, Date.now(), headers, cb)
     else p.produce(topic, null, buf, key, Date.now(), cb)
   })

@@ -248,7 +248,7 @@ export class IngestConsumer {
       ]
       await new Promise<void>((resolve, reject) => {
         this.dlq.produce(this.options.dlqTopic, null, message.value, message.key ?? null, message.timestamp ?? null, headers,
-          (err: unknown) => { if (err != null) reject(err as Error); else resolve() })
+          (err: unknown) => { if (err != null) reject(err instanceof Error ? err : new Error(String(err))); else resolve() })
       })
     }))
     this.options.log.warn({ count: rejected.length, topic: this.options.dlqTopic, first: rejected[0]?.reason }, 'messages dead-lettered')

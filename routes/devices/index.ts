@@ -45,7 +45,7 @@ export default async function devices (fastifyBase: FastifyInstance) {
     }
   }, async function listAllReadings (request, reply) {
     const page = await fastify.readings.listAll({ limit: request.query.limit, cursor: request.query.cursor, ...timeBounds(request.query) })
-    if (page.next !== undefined) void reply.header('link', nextLink(request, page.next))
+    if (page.next !== undefined) reply.header('link', nextLink(request, page.next))
     return { Items: page.items, Count: page.items.length, ...(page.next !== undefined ? { next_cursor: page.next } : {}) }
   })
 
@@ -61,7 +61,7 @@ export default async function devices (fastifyBase: FastifyInstance) {
   }, async function listDeviceReadings (request, reply) {
     const { device } = request.params
     const page = await fastify.readings.listDevice(device, { limit: request.query.limit, cursor: request.query.cursor, ...timeBounds(request.query) })
-    if (page.next !== undefined) void reply.header('link', nextLink(request, page.next))
+    if (page.next !== undefined) reply.header('link', nextLink(request, page.next))
     return page.items
   })
 
@@ -71,11 +71,21 @@ export default async function devices (fastifyBase: FastifyInstance) {
       summary: 'Latest status of one device',
       description: '"The device is stressed" or "The device is OK" from the newest reading\'s prediction; "The device is not reporting" (with `stale: true`) when the newest reading is older than the staleness window. 404 when the device has no reading.',
       params: DeviceParamsSchema,
-      response: { 200: Type.Ref(StatusSchema), 404: Type.Ref(ErrorSchema), ...errors }
+      headers: Type.Object({ 'if-none-match': Type.Optional(Type.String({ description: 'The ETag of a previous answer: 304 while the newest reading is the same' })) }),
+      response: {
+        200: Type.Ref(StatusSchema),
+        304: Type.Null({ description: 'Not Modified: the newest reading is still the one of the given ETag' }),
+        404: Type.Ref(ErrorSchema),
+        ...errors
+      }
     }
-  }, async function getDeviceStatus (request) {
+  }, async function getDeviceStatus (request, reply) {
     const status = await fastify.statuses.get(request.params.device)
     if (status === null) throw new NotFoundError(`No readings for device "${request.params.device}"`)
+    // The ETag names the reading (and staleness), not the body: age_seconds changes every request.
+    const etag = `W/"${status.uuid}${status.stale ? '-stale' : ''}"`
+    reply.header('etag', etag).header('cache-control', 'no-cache')
+    if (request.headers['if-none-match'] === etag) return await reply.code(304).send(null)
     return status
   })
 }

@@ -1,0 +1,13 @@
+import neostandard from 'neostandard'
+
+export default [
+  ...neostandard({
+    ts: true,
+    ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.tap/**', 'data/**', 'deploy/.terraform/**']
+  }),
+  {
+    // This test asserts Terraform interpolations such as "${var.region}" literally.
+    files: ['test/deploy.test.ts'],
+    rules: { 'no-template-curly-in-string': 'off' }
+  }
+]
