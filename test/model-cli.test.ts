@@ -8,7 +8,7 @@ import t from 'tap'
 import { modelsDir } from '../paths.js'
 import { loadModel } from '../lib/model/logistic.js'
 
-const DATA = process.env.TRAINING_DATA_DIR ?? '/work/shared/data/training'
+const DATA = process.env.TRAINING_DATA_DIR ?? fileURLToPath(new URL('../../../shared/data/training', import.meta.url))
 const haveData = existsSync(join(DATA, 'data_rasb.csv'))
 const cli = fileURLToPath(new URL('../scripts/train.js', import.meta.url))
 

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { modelsDir } from '../paths.js'
 import { loadModel, predictProbability, sigmoid } from '../lib/model/logistic.js'
@@ -10,7 +11,7 @@ import {
 } from '../lib/model/train.js'
 
 // The original system's public training files; read in place, never copied into the repository.
-const DATA = process.env.TRAINING_DATA_DIR ?? '/work/shared/data/training'
+const DATA = process.env.TRAINING_DATA_DIR ?? fileURLToPath(new URL('../../../shared/data/training', import.meta.url))
 const haveData = existsSync(join(DATA, 'data_rasb.csv'))
 
 t.test('repairDecimal only touches impossible values', async t => {
