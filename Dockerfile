@@ -72,7 +72,8 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/models ./models
 
-USER node
+# The base image's unprivileged "node" user, by id (lets runAsNonRoot-style checks verify it).
+USER 1000:1000
 EXPOSE 3000
 
 # Slim images have no curl: node's fetch probes the same /health the ALB uses.
