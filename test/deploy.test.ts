@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parse } from '@cdktf/hcl2json'
 
-type Json = any // eslint-disable-line @typescript-eslint/no-explicit-any
+type Json = any
 
 // Compiled to dist/test/deploy.test.js: walk up to the folder that holds package.json and deploy/.
 function findRoot (): string {
