@@ -85,12 +85,37 @@ function onSignal (signal) {
 process.on('SIGINT', () => onSignal('SIGINT'))
 process.on('SIGTERM', () => onSignal('SIGTERM'))
 
-function runChild (cmd, args, opts = {}) {
+function runChild (cmd, args, opts = {}, onStdout = null) {
   return new Promise((resolve, reject) => {
-    child = spawn(cmd, args, { cwd: root, stdio: 'inherit', ...opts })
+    child = spawn(cmd, args, { cwd: root, stdio: onStdout ? ['inherit', 'pipe', 'inherit'] : 'inherit', ...opts })
+    if (onStdout) {
+      child.stdout.on('data', (chunk) => { process.stdout.write(chunk); onStdout(chunk.toString()) })
+    }
     child.on('error', reject)
     child.on('exit', (code, signal) => resolve(code ?? (signal === 'SIGINT' ? 130 : 1)))
   })
+}
+
+// tap's closing summary ("# { total: 9, pass: 8, fail: 1, skip: 0 }") as the plain
+// "N passed, N failed" line that CI reads.
+function summaryScanner () {
+  let tail = ''
+  let summary = null
+  return {
+    scan (text) {
+      tail = (tail + text).slice(-4096)
+      const matches = [...tail.matchAll(/^# \{ total: (\d+)([^}]*)\}/gm)]
+      const last = matches[matches.length - 1]
+      if (last) {
+        const count = (name) => Number(new RegExp(`${name}: (\\d+)`).exec(last[2])?.[1] ?? 0)
+        summary = { pass: count('pass'), fail: count('fail'), skip: count('skip') + count('todo') }
+      }
+    },
+    line () {
+      if (!summary) return null
+      return `${summary.pass} passed, ${summary.fail} failed${summary.skip ? `, ${summary.skip} skipped` : ''}`
+    }
+  }
 }
 
 function npmCommand () {
@@ -171,7 +196,10 @@ async function main () {
     ...files
   ]
   say(`running tap (${files.length ? `${files.length} files` : extra.filter(isFileArg).join(' ')})…`)
-  const code = await runChild(tap, args, { env })
+  const summary = summaryScanner()
+  const code = await runChild(tap, args, { env }, (text) => summary.scan(text))
+  const closing = summary.line()
+  if (closing) console.log(closing)
   child = null
   say(`tap exited with ${code} after ${((Date.now() - started) / 1000).toFixed(1)} s`)
   return interrupted ? (code || 130) : code
