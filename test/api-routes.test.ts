@@ -57,3 +57,13 @@ t.test('the ingest role serves only /health', async t => {
   t.equal((await app.inject('/health')).statusCode, 200)
   t.equal((await app.inject('/devices/')).statusCode, 404)
 })
+
+t.test('the api role runs neither the Kafka consumer nor the collector, even with brokers configured', async t => {
+  const app = await build(t, { env: { ROLE: 'api', KAFKA_BROKERS: '127.0.0.1:1', COLLECTOR: 'on' } })
+  const health = await app.inject('/health')
+  t.equal(health.statusCode, 200)
+  t.same(health.json().components.kafka, { status: 'disabled' })
+  t.same(health.json().components.collector, { status: 'disabled' })
+  t.equal(app.kafkaConsumer, null)
+  t.equal((await app.inject('/devices/')).statusCode, 200)
+})
