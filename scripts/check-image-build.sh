@@ -129,6 +129,7 @@ if (cmd === 'plan') {
   const copies = []
   const runtimeEnv = {}
   let cmdLine = null
+  let healthcheck = null
   let runtimeWorkdir = '/'
   const runtimeApt = []
   for (const i of runtime.instructions) {
@@ -136,6 +137,7 @@ if (cmd === 'plan') {
     if (i.op === 'ENV') for (const [k, v] of envPairs(i.args)) runtimeEnv[k] = v
     if (i.op === 'RUN') runtimeApt.push(...aptPackages(i.args))
     if (i.op === 'CMD') cmdLine = JSON.parse(i.args)
+    if (i.op === 'HEALTHCHECK') healthcheck = JSON.parse(i.args.replace(/^[\s\S]*?\bCMD\s+/, ''))
     if (i.op === 'COPY' && i.args.includes(`--from=${build.name}`)) {
       const parts = i.args.split(/\s+/).filter(p => !p.startsWith('--'))
       const dest = parts.pop()
@@ -146,7 +148,7 @@ if (cmd === 'plan') {
       }
     }
   }
-  writeFileSync(join(outDir, 'runtime.json'), JSON.stringify({ env: runtimeEnv, cmd: cmdLine, copies, apt: runtimeApt }, null, 2))
+  writeFileSync(join(outDir, 'runtime.json'), JSON.stringify({ env: runtimeEnv, cmd: cmdLine, healthcheck, copies, apt: runtimeApt }, null, 2))
   writeFileSync(join(outDir, 'facts'), `major=${major}\nbuild_apt=${q(buildApt.join(' '))}\nruntime_apt=${q(runtimeApt.join(' '))}\n`)
 } else if (cmd === 'context') {
   // context <root> <dest>: stdin = NUL-separated file list from git; copies what .dockerignore keeps
@@ -264,7 +266,7 @@ git -C "$root" ls-files -z --cached --others --exclude-standard | tool context "
 
 step "running the build stage's RUN commands in $work/app"
 build_started=$SECONDS
-(cd "$work/app" && bash "$work/build.sh")
+(cd "$work/app" && bash "$work/build.sh") || fail "the build stage failed after $((SECONDS - build_started))s (output above)"
 build_seconds=$((SECONDS - build_started))
 echo "build stage: ${build_seconds}s"
 
@@ -322,6 +324,13 @@ fi
 docs_status="$(tool status "http://127.0.0.1:$port/docs")"
 [[ $docs_status =~ ^(200|30[0-9])$ ]] || fail "/docs answered $docs_status"
 echo "/docs -> $docs_status"
+mapfile -t healthcheck < <(node -p 'const h = require(process.argv[1]).healthcheck; h === null ? "" : h.join("\n")' "$work/runtime.json")
+if [[ -n "${healthcheck[0]:-}" ]]; then
+  (cd "$work/runtime" && env PORT="$port" "${healthcheck[@]}") || fail "the Dockerfile's HEALTHCHECK command failed against the running server"
+  echo "HEALTHCHECK ${healthcheck[0]} ... -> exit 0"
+else
+  fail "the runtime stage has no exec-form HEALTHCHECK"
+fi
 head -1 "$work/server.out" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{const l=JSON.parse(s);console.log("stdout is JSON lines: level "+l.level+", msg "+JSON.stringify(l.msg))}catch{console.error("stdout is not JSON lines: "+s.slice(0,200));process.exit(1)}})' \
   || fail "logs on stdout are not JSON lines"
 
