@@ -1,32 +1,8 @@
 import { spawn } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
+import { CLI, runCli } from './collector-helper.js'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { PC_FIELDS, RASPBERRY_FIELDS, ReadingSchemaByKind, type DeviceKind } from '../schemas/devices.js'
-
-const CLI = fileURLToPath(new URL('../collector/cli.js', import.meta.url))
-
-interface Run { code: number | null, stdout: string, stderr: string, ms: number }
-
-/** The CLI with this process's environment minus the collector's own settings, plus `env`. */
-function runCli (args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const base = Object.fromEntries(Object.entries(process.env).filter(([key]) =>
-    !key.startsWith('KAFKA_') && key !== 'DEVICE_NAME' && key !== 'COLLECT_INTERVAL_SECONDS'))
-  const started = Date.now()
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
-    const timer = setTimeout(() => { child.kill('SIGKILL') }, 30_000)
-    child.on('error', reject)
-    child.on('close', code => {
-      clearTimeout(timer)
-      resolve({ code, stdout, stderr, ms: Date.now() - started })
-    })
-  })
-}
 
 function lines (text: string): string[] {
   return text.split('\n').filter(line => line !== '')

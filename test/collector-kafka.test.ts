@@ -1,8 +1,7 @@
-import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { createServer } from 'node:net'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
+import { runCli } from './collector-helper.js'
 import Kafka from 'node-rdkafka'
 import type { Message } from 'node-rdkafka'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
@@ -11,29 +10,8 @@ import { rdkafkaCommon } from '../lib/kafka/config.js'
 import { ReadingSchemaByKind, type DeviceKind } from '../schemas/devices.js'
 import { createPublisher } from '../collector/publisher.js'
 
-const CLI = fileURLToPath(new URL('../collector/cli.js', import.meta.url))
 const brokers = process.env.KAFKA_BROKERS
 const noBroker = brokers === undefined || brokers === '' ? 'KAFKA_BROKERS is not set: run through `npm test`, which starts a broker' : false
-
-interface Run { code: number | null, stdout: string, stderr: string, ms: number }
-
-function runCli (args: string[], env: Record<string, string>): Promise<Run> {
-  const base = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('KAFKA_') && key !== 'DEVICE_NAME'))
-  const started = Date.now()
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
-    const timer = setTimeout(() => { child.kill('SIGKILL') }, 60_000)
-    child.on('error', reject)
-    child.on('close', code => {
-      clearTimeout(timer)
-      resolve({ code, stdout, stderr, ms: Date.now() - started })
-    })
-  })
-}
 
 /** Reads a topic from the beginning until `count` messages came or `timeoutMs` passed. */
 async function consume (topic: string, count: number, timeoutMs = 30_000): Promise<Message[]> {

@@ -1,22 +1,12 @@
 import t from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { build, pcReading, tempDir } from './helper.js'
+import { freePort } from './kafka-helper.js'
 
 const serverJs = fileURLToPath(new URL('../server.js', import.meta.url))
-
-async function freePort (): Promise<number> {
-  const srv = createServer()
-  srv.listen(0, '127.0.0.1')
-  await once(srv, 'listening')
-  const { port } = srv.address() as { port: number }
-  srv.close()
-  await once(srv, 'close')
-  return port
-}
 
 function start (env: Record<string, string>): { child: ChildProcess, output: () => string } {
   const clean = { ...process.env }
