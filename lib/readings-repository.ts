@@ -110,6 +110,8 @@ export class ReadingsRepository {
   private readonly maxBatchAttempts: number
   private readonly backoffMs: number
   private readonly writeConcurrency: number
+  /** the newest status sort key this process has written per device: an older one is not even tried */
+  private readonly writtenStatus = new Map<string, string>()
 
   constructor (options: RepositoryOptions) {
     this.doc = options.doc
@@ -152,7 +154,8 @@ export class ReadingsRepository {
     for (let i = 0; i < items.length; i += BATCH) chunks.push(items.slice(i, i + BATCH))
     await mapLimit(chunks, this.writeConcurrency, chunk => this.writeChunk(chunk))
     // Statuses after readings: a status never points at a reading that is not stored yet.
-    await mapLimit([...newest.values()], this.writeConcurrency, ({ sk, reading }) => this.advanceStatus(sk, reading))
+    const statuses = [...newest.values()].filter(({ sk, reading }) => (this.writtenStatus.get(reading.device) ?? '') < sk)
+    await mapLimit(statuses, this.writeConcurrency * 2, ({ sk, reading }) => this.advanceStatus(sk, reading))
   }
 
   private async writeChunk (chunk: Array<Record<string, unknown>>): Promise<void> {
@@ -202,6 +205,8 @@ export class ReadingsRepository {
         ConditionExpression: 'attribute_not_exists(latest_sk) OR latest_sk < :sk',
         ExpressionAttributeValues: { ':sk': sk }
       }))
+      if (this.writtenStatus.size >= 100_000) this.writtenStatus.clear()
+      if ((this.writtenStatus.get(reading.device) ?? '') < sk) this.writtenStatus.set(reading.device, sk)
     } catch (err) {
       if (err instanceof ConditionalCheckFailedException || (err as Error).name === 'ConditionalCheckFailedException') return
       throw mapStorageError(err, 'updating a status')

@@ -25,8 +25,10 @@ export interface ConsumerOptions {
   /** first retry delay after a failed write, doubled up to maxBackoffMs */
   backoffMs?: number
   maxBackoffMs?: number
-  /** how long shutdown waits for the batch in hand */
+  /** how long shutdown waits for the batches in hand */
   drainTimeoutMs?: number
+  /** batches written at once (commits stay in order) */
+  maxInFlight?: number
 }
 
 export type ConsumerState = 'connecting' | 'connected' | 'stopping' | 'stopped'
@@ -78,14 +80,15 @@ export class IngestConsumer {
   private dlqReady: Promise<void> | undefined
   private loop: Promise<void> | undefined
   private stopping = false
-  private paused = false
+  /** batches currently failing to write; partitions stay paused while any is */
+  private failing = 0
   private readonly wake = new AbortController()
   private readonly lastErrorLog = new Map<number, number>()
   /** the offsets of the last batch stored, committed again synchronously on shutdown */
   private pending: rdkafka.TopicPartitionOffset[] = []
 
   constructor (options: ConsumerOptions) {
-    this.options = { backoffMs: 200, maxBackoffMs: 5000, drainTimeoutMs: 8000, ...options }
+    this.options = { backoffMs: 200, maxBackoffMs: 5000, drainTimeoutMs: 8000, maxInFlight: 3, ...options }
     const common = rdkafkaCommon(options.settings, 'sensors-ingest')
     this.consumer = new rdkafka.KafkaConsumer({
       ...common,
@@ -161,16 +164,25 @@ export class IngestConsumer {
     this.lastError = undefined
     this.options.log.info({ topics: this.options.topics, group: this.options.groupId }, 'Kafka consumer subscribed')
 
-    let next = this.fetch()
-    while (!this.stopping) {
-      const messages = await next
-      // Prefetch the next batch while this one is written.
-      next = this.stopping ? Promise.resolve([]) : this.fetch()
-      if (messages.length === 0) continue
-      const done = await this.process(messages)
-      if (!done) break
-      this.commit(messages)
+    // Up to `maxInFlight` batches are written at once (each may overlap the others' writes);
+    // offsets are still committed strictly in batch order, so a commit never covers a reading
+    // that is not stored yet.
+    const inFlight: Array<{ messages: Message[], done: Promise<boolean> }> = []
+    let healthy = true
+    const settleHead = async (): Promise<void> => {
+      const head = inFlight.shift()!
+      const ok = await head.done
+      if (ok && healthy) this.commit(head.messages)
+      else healthy = false
     }
+    let next = this.fetch()
+    while (!this.stopping && healthy) {
+      const messages = await next
+      next = this.stopping ? Promise.resolve([]) : this.fetch()
+      if (messages.length > 0) inFlight.push({ messages, done: this.process(messages) })
+      while (inFlight.length >= this.options.maxInFlight || (inFlight.length > 0 && messages.length === 0)) await settleHead()
+    }
+    while (inFlight.length > 0) await settleHead()
     await next.catch(() => [])
   }
 
@@ -203,28 +215,33 @@ export class IngestConsumer {
     }
 
     let delay = this.options.backoffMs
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.options.ingest.store(valid)
-        if (rejected.length > 0) await this.deadLetter(rejected)
-        break
-      } catch (err) {
-        this.counters.retries++
-        this.lastError = (err as Error).message
-        if (!this.paused) {
-          this.paused = true
-          this.consumer.pause(this.consumer.assignments())
-          this.options.log.warn({ err: this.lastError, messages: messages.length }, 'write failed: partitions paused, retrying with backoff')
+    let failed = false
+    try {
+      for (;;) {
+        try {
+          await this.options.ingest.store(valid)
+          if (rejected.length > 0) await this.deadLetter(rejected)
+          break
+        } catch (err) {
+          this.counters.retries++
+          this.lastError = (err as Error).message
+          if (!failed) {
+            failed = true
+            if (this.failing++ === 0) {
+              this.consumer.pause(this.consumer.assignments())
+              this.options.log.warn({ err: this.lastError, messages: messages.length }, 'write failed: partitions paused, retrying with backoff')
+            }
+          }
+          if (this.stopping) return false
+          await this.pause(delay)
+          delay = Math.min(delay * 2, this.options.maxBackoffMs)
         }
-        if (this.stopping) return false
-        await this.pause(delay)
-        delay = Math.min(delay * 2, this.options.maxBackoffMs)
       }
-    }
-    if (this.paused) {
-      this.paused = false
-      this.consumer.resume(this.consumer.assignments())
-      this.options.log.info('writes succeed again: partitions resumed')
+    } finally {
+      if (failed && --this.failing === 0 && !this.stopping) {
+        this.consumer.resume(this.consumer.assignments())
+        this.options.log.info('writes succeed again: partitions resumed')
+      }
     }
     this.counters.stored += valid.length
     this.counters.deadLettered += rejected.length
