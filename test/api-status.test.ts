@@ -1,5 +1,5 @@
 import t from 'tap'
-import { build, pcReading, piReading } from './helper.js'
+import { build, dynalite, pcReading, piReading, uniqueTable } from './helper.js'
 
 const HOT = { TemperatureCPUPackage: 100, LoadCPUTotal: 100, PowerCPUPackage: 120, ClockCPUCoreOne: 4800 }
 const IDLE = { TemperatureCPUPackage: 40, LoadCPUTotal: 3, PowerCPUPackage: 5, ClockCPUCoreOne: 2400 }
@@ -122,4 +122,25 @@ t.test('N concurrent pollers of one device cost one table read per TTL (single f
   now += 600
   await service.get('pc1')
   t.equal(reads, 2, 'after the TTL: one new read')
+})
+
+t.test('several API tasks agree within the cache TTL; this process\'s own writes show at once', async t => {
+  const db = await dynalite(t)
+  const env = { DYNAMODB_ENDPOINT: db.endpoint, DYNAMODB_TABLE: uniqueTable(), STATUS_CACHE_TTL_MS: '400', HISTORY_CACHE_TTL_MS: '400' }
+  const a = await build(t, { env })
+  const b = await build(t, { env })
+  const first = pcReading(IDLE, 0.02)
+  await a.ingest.ingest([first])
+  t.equal((await a.inject('/devices/pc1')).json().length, 1)
+  t.equal((await a.inject('/devices/pc1/status')).json().uuid, first.uuid)
+
+  const second = pcReading(HOT, 0.01)
+  await b.ingest.ingest([second])
+  t.equal((await b.inject('/devices/pc1')).json().length, 2, 'the writer sees its write at once')
+  t.equal((await a.inject('/devices/pc1')).json().length, 1, 'another task serves its cached page within the TTL')
+  t.equal((await a.inject('/devices/pc1/status')).json().uuid, first.uuid, 'and its cached status')
+  await new Promise(resolve => setTimeout(resolve, 450))
+  t.equal((await a.inject('/devices/pc1')).json().length, 2, 'after the TTL the page is fresh')
+  t.equal((await a.inject('/devices/pc1/status')).json().uuid, second.uuid, 'and so is the status')
+  t.equal((await a.inject('/devices/pc1?limit=1')).json()[0].uuid, second.uuid, 'pages of other sizes are cached apart')
 })

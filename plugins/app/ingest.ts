@@ -13,6 +13,9 @@ export default fp(async function ingest (fastify: FastifyInstance) {
   fastify.decorate('ingest', new IngestService({
     repository: fastify.readings,
     predictor: fastify.predictor,
-    onStored: readings => { fastify.statuses.observe(readings) }
+    onStored: readings => {
+      fastify.statuses.observe(readings)
+      fastify.historyCache.invalidate(new Set(readings.map(r => r.device)))
+    }
   }))
-}, { name: 'ingest', dependencies: ['readings', 'predictor', 'status'] })
+}, { name: 'ingest', dependencies: ['readings', 'predictor', 'status', 'history-cache'] })

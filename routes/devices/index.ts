@@ -60,7 +60,10 @@ export default async function devices (fastifyBase: FastifyInstance) {
     }
   }, async function listDeviceReadings (request, reply) {
     const { device } = request.params
-    const page = await fastify.readings.listDevice(device, { limit: request.query.limit, cursor: request.query.cursor, ...timeBounds(request.query) })
+    const options = { limit: request.query.limit, cursor: request.query.cursor, ...timeBounds(request.query) }
+    const page = options.cursor === undefined
+      ? await fastify.historyCache.get(device, `${options.limit}|${options.from ?? ''}|${options.to ?? ''}`, () => fastify.readings.listDevice(device, options))
+      : await fastify.readings.listDevice(device, options)
     if (page.next !== undefined) reply.header('link', nextLink(request, page.next))
     return page.items
   })
