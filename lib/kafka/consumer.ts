@@ -169,20 +169,22 @@ export class IngestConsumer {
     // that is not stored yet.
     const inFlight: Array<{ messages: Message[], done: Promise<boolean> }> = []
     let healthy = true
-    const settleHead = async (): Promise<void> => {
+    const settleHead = async (): Promise<boolean> => {
       const head = inFlight.shift()!
       const ok = await head.done
       if (ok && healthy) this.commit(head.messages)
-      else healthy = false
+      return ok && healthy
     }
     let next = this.fetch()
     while (!this.stopping && healthy) {
       const messages = await next
       next = this.stopping ? Promise.resolve([]) : this.fetch()
       if (messages.length > 0) inFlight.push({ messages, done: this.process(messages) })
-      while (inFlight.length >= this.options.maxInFlight || (inFlight.length > 0 && messages.length === 0)) await settleHead()
+      while (healthy && (inFlight.length >= this.options.maxInFlight || (inFlight.length > 0 && messages.length === 0))) {
+        healthy = await settleHead()
+      }
     }
-    while (inFlight.length > 0) await settleHead()
+    while (inFlight.length > 0) healthy = await settleHead()
     await next.catch(() => [])
   }
 
