@@ -1,0 +1,16 @@
+import { startEmbeddedDynamo } from '../lib/dynamo/client.js'
+
+// The bench's DynamoDB: dynalite in memory (no LevelDB files), in its own process so that its CPU
+// is not the server's. Usage: node dist/bench/dynalite.js [port]; tells its endpoint over IPC.
+
+const db = await startEmbeddedDynamo(null, Number(process.argv[2] ?? 0))
+process.send?.({ type: 'ready', endpoint: db.endpoint, pid: process.pid })
+
+async function shutdown (): Promise<void> {
+  await db.close()
+  process.exit(0)
+}
+process.once('SIGTERM', () => { shutdown().catch(() => { process.exit(1) }) })
+process.once('SIGINT', () => { shutdown().catch(() => { process.exit(1) }) })
+// the bench runner is gone: do not outlive it
+process.once('disconnect', () => { shutdown().catch(() => { process.exit(1) }) })

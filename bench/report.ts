@@ -1,0 +1,66 @@
+// Targets of the bench figures and their verdicts. Targets are read by people: the bench never
+// fails on a missed target, only when the harness itself breaks.
+
+export interface Target {
+  figure: string
+  op: '>=' | '<'
+  value: number
+}
+
+export const TARGETS: Target[] = [
+  { figure: 'http.status_vs_ceiling', op: '>=', value: 0.8 },
+  { figure: 'http.status_p99_ms', op: '<', value: 10 },
+  { figure: 'http.history_vs_ceiling', op: '>=', value: 0.5 },
+  { figure: 'http.history_p99_ms', op: '<', value: 10 },
+  { figure: 'ingest.vs_ceiling', op: '>=', value: 0.7 },
+  { figure: 'memory.rss_mb_under_load', op: '<', value: 150 },
+  { figure: 'startup.ready_ms', op: '<', value: 1500 }
+]
+
+/** figures shown in the table, in this order; those without a target are context for the ratios */
+export const FIGURES = [
+  'http.ceiling_rps', 'http.status_rps', 'http.status_vs_ceiling', 'http.status_p99_ms',
+  'http.history_ceiling_rps', 'http.history_rps', 'http.history_vs_ceiling', 'http.history_p99_ms',
+  'ingest.ceiling_msgs_per_s', 'ingest.kafka_to_table_msgs_per_s', 'ingest.vs_ceiling',
+  'memory.rss_mb_under_load', 'startup.ready_ms'
+]
+
+export interface Verdict {
+  figure: string
+  value: number | null
+  target: string
+  verdict: 'pass' | 'MISS' | '-'
+}
+
+export function lookup (report: Record<string, unknown>, figure: string): number | null {
+  let node: unknown = report
+  for (const key of figure.split('.')) node = (node as Record<string, unknown> | undefined)?.[key]
+  return typeof node === 'number' && Number.isFinite(node) ? node : null
+}
+
+export function verdicts (report: Record<string, unknown>): Verdict[] {
+  return FIGURES.map(figure => {
+    const value = lookup(report, figure)
+    const target = TARGETS.find(t => t.figure === figure)
+    if (target === undefined) return { figure, value, target: '', verdict: '-' }
+    // a part not run (--only)
+    if (value === null) return { figure, value, target: `${target.op} ${target.value}`, verdict: '-' }
+    const ok = (target.op === '>=' ? value >= target.value : value < target.value)
+    return { figure, value, target: `${target.op} ${target.value}`, verdict: ok ? 'pass' : 'MISS' }
+  })
+}
+
+function show (value: number | null): string {
+  if (value === null) return 'n/a'
+  if (Math.abs(value) < 10 && !Number.isInteger(value)) return value.toFixed(2)
+  return Math.round(value).toLocaleString('en-US')
+}
+
+export function table (rows: Verdict[], notes: Record<string, string> = {}): string {
+  const cells = [['figure', 'value', 'target', 'verdict'], ...rows.map(r => [
+    r.figure, show(r.value) + (notes[r.figure] !== undefined ? ` ${notes[r.figure]}` : ''), r.target, r.verdict
+  ])]
+  const widths = [0, 1, 2, 3].map(i => Math.max(...cells.map(c => c[i]!.length)))
+  const line = (c: string[]): string => c.map((cell, i) => i === 1 ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)).join('  ').trimEnd()
+  return [line(cells[0]!), widths.map(w => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join('\n')
+}

@@ -1,0 +1,540 @@
+// `npm run bench [-- --json] [-- --quick]`: the service's performance figures, each against a
+// ceiling measured in the same run on the same machine (see BENCHMARKS.md for the method).
+//
+//   processes: this runner (setup, sampling), dynalite (bench/dynalite.ts, in memory), the server
+//   under test (bench/server.ts: the real app + ceiling routes), the load generator
+//   (bench/load.ts: autocannon), and for ingest a real Kafka 4 broker (scripts/kafka-broker.mjs).
+//
+// --json prints one JSON object on stdout (progress goes to stderr). --quick is the CI smoke run:
+// small data and 2 s loads; it proves the harness works end to end. Both exit 0 whatever the
+// figures; non-zero only when the harness breaks (a server that does not start, a count mismatch).
+
+import { execFileSync, spawn } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { DeleteTableCommand } from '@aws-sdk/client-dynamodb'
+import { BatchWriteCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
+import { createDynamo, type Dynamo } from '../lib/dynamo/client.js'
+import { createTable } from '../lib/dynamo/table.js'
+import { ReadingsRepository } from '../lib/readings-repository.js'
+import type { Reading } from '../schemas/readings.js'
+import { ConfigSchema } from '../schemas/config.js'
+import { fleet, itemOf, validator, type Fleet } from './data.js'
+import { createTopics, preload, startKafka, topicOf, type Broker } from './kafka.js'
+import type { LoadResult, LoadSpec } from './load.js'
+import { CpuMeter, RssSampler, killAllNow, log, otherProcesses, removeTempDirs, spawnNode, stopAll, tempDirs, type Child } from './procs.js'
+import { table, verdicts } from './report.js'
+
+const USAGE = `usage: npm run bench -- [--json] [--quick] [--only=startup,ingest,http] [--set KEY=VALUE ...]
+  --json     one JSON object on stdout (progress on stderr)
+  --quick    CI smoke run: small data, 2 s loads (figures printed, nothing judged)
+  --only     run only these parts (default: all)
+  --set      an environment variable for the app's processes (repeatable), to measure a setting:
+             e.g. --set KAFKA_BATCH_SIZE=2000 or --set NODE_OPTIONS=--max-old-space-size=96`
+
+const args = process.argv.slice(2)
+const asJson = args.includes('--json')
+const quick = args.includes('--quick')
+const PARTS = ['startup', 'ingest', 'http'] as const
+const only = new Set<string>(PARTS)
+/** --set KEY=VALUE: environment of the servers under test (the bench server and server.js) */
+const appEnv: Record<string, string> = {}
+for (let i = 0; i < args.length; i++) {
+  const arg = args[i]!
+  if (arg === '--json' || arg === '--quick') continue
+  if (arg === '--help' || arg === '-h') {
+    process.stdout.write(USAGE + '\n')
+    process.exit(0)
+  }
+  if (arg.startsWith('--only=')) {
+    only.clear()
+    for (const part of arg.slice(7).split(',')) {
+      if (!(PARTS as readonly string[]).includes(part)) throw new Error(`--only: unknown part "${part}"\n${USAGE}`)
+      only.add(part)
+    }
+    continue
+  }
+  if (arg === '--set' || arg.startsWith('--set=')) {
+    const kv = arg === '--set' ? args[++i] ?? '' : arg.slice(6)
+    const eq = kv.indexOf('=')
+    if (eq <= 0) throw new Error(`--set needs KEY=VALUE\n${USAGE}`)
+    appEnv[kv.slice(0, eq)] = kv.slice(eq + 1)
+    continue
+  }
+  throw new Error(`unknown argument "${arg}"\n${USAGE}`)
+}
+
+const settings = quick
+  ? { durationS: 2, warmupS: 1, readings: 2_000, devices: 20, kafkaMessages: 5_000, kafkaDevices: 20, startupRuns: 1, ceilingSample: 2_000 }
+  : { durationS: 10, warmupS: 3, readings: 100_000, devices: 100, kafkaMessages: 100_000, kafkaDevices: 100, startupRuns: 3, ceilingSample: 10_000 }
+const CONNECTIONS = 64
+const CEILING_CONCURRENCY = [4, 8, 16, 32]
+const TOPIC_PARTITIONS = 3
+
+const distBench = fileURLToPath(new URL('.', import.meta.url))
+const serverJs = fileURLToPath(new URL('../server.js', import.meta.url))
+const runId = randomUUID().slice(0, 8)
+
+// The environment of every child: the app's defaults, never a setting inherited from this shell
+// (an outside DynamoDB, AWS region, Kafka broker, cache TTL...); only what the bench and --set say.
+function childEnv (extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env }
+  for (const key of Object.keys(ConfigSchema.properties)) delete env[key]
+  return { ...env, LOG_LEVEL: 'warn', COLLECTOR: 'off', HOST: '127.0.0.1', PORT: '0', ...extra }
+}
+
+// ---------------------------------------------------------------------------- helpers
+
+async function mapLimit<T> (items: T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < items.length) await fn(items[next++] as T)
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker))
+}
+
+function round (x: number, digits = 0): number {
+  const f = 10 ** digits
+  return Math.round(x * f) / f
+}
+
+function median (xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = Math.floor(s.length / 2)
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+}
+
+/** Readings of these devices in the table (status items excluded), by Query COUNT. */
+async function countReadings (doc: DynamoDBDocumentClient, table: string, devices: string[]): Promise<number> {
+  let total = 0
+  await mapLimit(devices, 8, async device => {
+    let start: Record<string, unknown> | undefined
+    do {
+      const out = await doc.send(new QueryCommand({
+        TableName: table,
+        KeyConditionExpression: 'device = :d AND sk BETWEEN :lo AND :hi',
+        ExpressionAttributeValues: { ':d': device, ':lo': '0', ':hi': '9' },
+        Select: 'COUNT',
+        ExclusiveStartKey: start
+      }))
+      total += out.Count ?? 0
+      start = out.LastEvaluatedKey
+    } while (start !== undefined)
+  })
+  return total
+}
+
+async function dropTable (dynamo: Dynamo, table: string): Promise<void> {
+  await dynamo.client.send(new DeleteTableCommand({ TableName: table })).catch(() => {})
+}
+
+async function startServer (name: string, env: Record<string, string>): Promise<{ child: Child, port: number, readyAt: number }> {
+  const child = spawnNode(name, join(distBench, 'server.js'), [], childEnv({ ...appEnv, ...env }))
+  const ready = await child.message<{ port: number, readyAt: number }>('ready', 60_000)
+  return { child, port: ready.port, readyAt: ready.readyAt }
+}
+
+async function getJson (url: string): Promise<{ status: number, body: unknown }> {
+  const res = await fetch(url)
+  return { status: res.status, body: await res.json().catch(() => null) }
+}
+
+// ---------------------------------------------------------------------------- startup
+
+/** `node dist/server.js` with the embedded DynamoDB in a fresh DATA_DIR: spawn to the first /health 200. */
+async function startupOnce (): Promise<number> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'sensors-bench-startup-'))
+  tempDirs.add(dataDir)
+  const port = await freePort()
+  const env = childEnv({ ...appEnv, DATA_DIR: dataDir, PORT: String(port) })
+  const started = performance.now()
+  const proc = spawn(process.execPath, [serverJs], { env, stdio: ['ignore', 'ignore', 'pipe'] })
+  otherProcesses.add(proc)
+  let err = ''
+  proc.stderr.on('data', (d: Buffer) => { err = (err + d.toString()).slice(-5000) })
+  try {
+    const deadline = started + 30_000
+    for (;;) {
+      if (proc.exitCode !== null) throw new Error(`server.js exited with ${proc.exitCode} during start-up: ${err}`)
+      if (performance.now() > deadline) throw new Error(`server.js did not answer /health 200 within 30 s: ${err}`)
+      const ok = await fetch(`http://127.0.0.1:${port}/health`).then(r => r.status === 200, () => false)
+      if (ok) return performance.now() - started
+      await sleep(5)
+    }
+  } finally {
+    proc.kill('SIGTERM')
+    if (proc.exitCode === null) {
+      await Promise.race([new Promise(resolve => proc.once('exit', resolve)), sleep(10_000, undefined, { ref: false })])
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL')
+    }
+    otherProcesses.delete(proc)
+    await rm(dataDir, { recursive: true, force: true })
+    tempDirs.delete(dataDir)
+  }
+}
+
+async function freePort (): Promise<number> {
+  const { createServer } = await import('node:net')
+  const srv = createServer()
+  await new Promise<void>(resolve => srv.listen(0, '127.0.0.1', resolve))
+  const { port } = srv.address() as { port: number }
+  await new Promise<void>(resolve => srv.close(() => { resolve() }))
+  return port
+}
+
+// ---------------------------------------------------------------------------- HTTP
+
+interface HttpRun extends LoadResult {
+  /** CPU use during the measured window, % of one core; `others`: processes outside the bench */
+  cpu_percent: Record<string, number>
+  /** CPU cost per answered request, which noise from other processes hardly changes */
+  cpu_ms_per_request: Record<string, number>
+  server_rss_mb_max: number
+}
+
+/** CPU milliseconds per unit of work, from CPU % of one core and units per second */
+function perUnit (cpu: Record<string, number>, rate: number, names: string[]): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const name of names) if (cpu[name] !== undefined && rate > 0) out[name] = round(cpu[name] * 10 / rate, 3)
+  return out
+}
+
+async function load (name: string, port: number, paths: string[], pids: { server: number, dynalite: number }): Promise<HttpRun> {
+  const spec: LoadSpec = { url: `http://127.0.0.1:${port}`, paths, connections: CONNECTIONS, durationS: settings.durationS, warmupS: settings.warmupS }
+  log(`http: ${name}: ${CONNECTIONS} connections, ${settings.warmupS} s warm-up + ${settings.durationS} s, ${paths.length} paths`)
+  const child = spawnNode(`load ${name}`, join(distBench, 'load.js'), [JSON.stringify(spec)], process.env)
+  const timeout = (settings.warmupS + settings.durationS) * 1000 + 60_000
+  await child.message('measuring', timeout)
+  const meter = new CpuMeter({ ...pids, load: child.pid })
+  const rss = new RssSampler(pids.server)
+  const { result } = await child.message<{ result: LoadResult }>('result', timeout)
+  const cpu = meter.read()
+  const rssMb = round(rss.stop() / 2 ** 20, 1)
+  await child.stop()
+  const perRequest = perUnit(cpu, result.rps, ['server', 'dynalite', 'load'])
+  log(`http: ${name}: ${result.rps} req/s, p99 ${result.latency_ms.p99} ms, cpu % ${JSON.stringify(cpu)}, cpu ms/request ${JSON.stringify(perRequest)}, rss ${rssMb} MB` +
+    `${result.non2xx + result.errors > 0 ? `, ${result.non2xx} non-2xx, ${result.errors} errors` : ''}`)
+  return { ...result, cpu_percent: cpu, cpu_ms_per_request: perRequest, server_rss_mb_max: rssMb }
+}
+
+/**
+ * Setup, not a measurement: the readings into the table through the repository (which also
+ * writes each device's status). `written`: the table already holds the readings (the ingest
+ * ceiling wrote exactly the items put() writes), so only the statuses are left to write.
+ */
+async function prefill (dynamo: Dynamo, tableName: string, data: Fleet, readings: Reading[], written: boolean): Promise<void> {
+  const started = performance.now()
+  const repository = new ReadingsRepository({ doc: dynamo.doc, table: tableName, writeConcurrency: 16 })
+  if (written) {
+    const newest = new Map<string, Reading>()
+    for (const r of readings) newest.set(r.device, r)
+    await repository.put([...newest.values()])
+  } else {
+    await createTable(dynamo.client, tableName)
+    const chunks: Reading[][] = []
+    for (let i = 0; i < readings.length; i += 1000) chunks.push(readings.slice(i, i + 1000))
+    await mapLimit(chunks, 4, async chunk => { await repository.put(chunk) })
+  }
+  const count = await countReadings(dynamo.doc, tableName, data.devices)
+  if (count !== readings.length) throw new Error(`prefill: ${count} readings in the table, expected ${readings.length}`)
+  const statuses = await Promise.all(data.devices.map(async d => await repository.getStatus(d)))
+  if (statuses.some(s => s === null)) throw new Error('prefill: a device has no status')
+  log(`http: table holds ${count} readings over ${data.devices.length} devices (prefill ${round((performance.now() - started) / 1000, 1)} s)`)
+}
+
+async function httpPhase (dynamo: Dynamo, dynalite: Child, tableName: string, data: Fleet): Promise<{ http: Record<string, unknown>, rssMb: number }> {
+  const { child: server, port } = await startServer('server', { DYNAMODB_ENDPOINT: dynamo.endpoint, DYNAMODB_TABLE: tableName })
+  try {
+    // Sanity: every route answers what the bench assumes, before any load.
+    const device = data.devices[0]!
+    const base = `http://127.0.0.1:${port}`
+    const checks: Array<[string, (body: unknown) => boolean]> = [
+      [`/devices/${device}/status`, b => (b as { device?: string }).device === device],
+      [`/__bench/devices/${device}/status`, b => (b as { device?: string }).device === device],
+      [`/devices/${device}?limit=100`, b => Array.isArray(b) && b.length === 100],
+      [`/__bench/devices/${device}?limit=100`, b => Array.isArray(b) && b.length === 100]
+    ]
+    for (const [path, ok] of checks) {
+      const { status, body } = await getJson(base + path)
+      if (status !== 200 || !ok(body)) throw new Error(`sanity check failed: GET ${path} answered ${status} ${JSON.stringify(body).slice(0, 300)}`)
+    }
+
+    const pids = { server: server.pid, dynalite: dynalite.pid }
+    const rss = new RssSampler(server.pid)
+    const statusPaths = data.devices.map(d => `/devices/${d}/status`)
+    const historyPaths = data.devices.map(d => `/devices/${d}?limit=100`)
+    const ceilingStatus = await load('status ceiling', port, statusPaths.map(p => `/__bench${p}`), pids)
+    const status = await load('status', port, statusPaths, pids)
+    const ceilingHistory = await load('history ceiling', port, historyPaths.map(p => `/__bench${p}`), pids)
+    const history = await load('history', port, historyPaths, pids)
+    const rssMb = rss.stop() / 2 ** 20
+
+    for (const [name, r] of [['status', status], ['history', history], ['status ceiling', ceilingStatus], ['history ceiling', ceilingHistory]] as const) {
+      const bad = r.non2xx + r.errors + r.timeouts
+      if (bad > r.requests * 0.01) throw new Error(`${name}: ${r.non2xx} non-2xx answers, ${r.errors} errors, ${r.timeouts} timeouts in ${r.requests} requests: the figure would mean nothing`)
+    }
+    return {
+      rssMb,
+      http: {
+        ceiling_rps: ceilingStatus.rps,
+        ceiling_p99_ms: ceilingStatus.latency_ms.p99,
+        status_rps: status.rps,
+        status_p99_ms: status.latency_ms.p99,
+        status_vs_ceiling: round(status.rps / ceilingStatus.rps, 3),
+        history_ceiling_rps: ceilingHistory.rps,
+        history_ceiling_p99_ms: ceilingHistory.latency_ms.p99,
+        history_rps: history.rps,
+        history_p99_ms: history.latency_ms.p99,
+        history_vs_ceiling: round(history.rps / ceilingHistory.rps, 3),
+        runs: { status_ceiling: ceilingStatus, status, history_ceiling: ceilingHistory, history }
+      }
+    }
+  } finally {
+    await server.stop()
+    await dropTable(dynamo, tableName)
+  }
+}
+
+// ---------------------------------------------------------------------------- ingest
+
+/** BatchWriteItem, 25 items a call, `concurrency` calls in flight: items per second. */
+async function writeStraight (dynamo: Dynamo, tableName: string, items: Array<Record<string, unknown>>, concurrency: number): Promise<number> {
+  const chunks: Array<Array<Record<string, unknown>>> = []
+  for (let i = 0; i < items.length; i += 25) chunks.push(items.slice(i, i + 25))
+  const started = performance.now()
+  await mapLimit(chunks, concurrency, async chunk => {
+    let requests = chunk.map(Item => ({ PutRequest: { Item } }))
+    for (let attempt = 1; requests.length > 0; attempt++) {
+      if (attempt > 10) throw new Error('ceiling: BatchWriteItem kept leaving items unprocessed')
+      const out = await dynamo.doc.send(new BatchWriteCommand({ RequestItems: { [tableName]: requests } }))
+      requests = (out.UnprocessedItems?.[tableName] ?? []) as typeof requests
+    }
+  })
+  return items.length / ((performance.now() - started) / 1000)
+}
+
+/** The ingest ceiling; the table of its full run is kept, under `keep`, when given. */
+async function ingestCeiling (dynamo: Dynamo, dynalite: Child, items: Array<Record<string, unknown>>, devices: string[], keep?: string): Promise<Record<string, unknown>> {
+  // Tune the concurrency on a sample, then write every reading at the best one into a fresh table.
+  const sample = items.slice(0, Math.min(settings.ceilingSample, items.length))
+  const trials: Array<{ concurrency: number, msgs_per_s: number }> = []
+  for (const concurrency of CEILING_CONCURRENCY) {
+    const tableName = `bench_ceiling_${runId}_${concurrency}`
+    await createTable(dynamo.client, tableName)
+    const rate = await writeStraight(dynamo, tableName, sample, concurrency)
+    trials.push({ concurrency, msgs_per_s: Math.round(rate) })
+    log(`ingest ceiling: ${sample.length} readings, concurrency ${concurrency}: ${Math.round(rate)} msgs/s`)
+    await dropTable(dynamo, tableName)
+  }
+  const best = trials.reduce((a, b) => b.msgs_per_s > a.msgs_per_s ? b : a)
+  const tableName = keep ?? `bench_ceiling_${runId}_full`
+  await createTable(dynamo.client, tableName)
+  const meter = new CpuMeter({ dynalite: dynalite.pid })
+  const rate = await writeStraight(dynamo, tableName, items, best.concurrency)
+  const cpu = meter.read()
+  const perMsg = perUnit(cpu, rate, ['dynalite', 'runner'])
+  const count = await countReadings(dynamo.doc, tableName, devices)
+  if (count !== items.length) throw new Error(`ingest ceiling: ${count} readings in the table, expected ${items.length}`)
+  if (keep === undefined) await dropTable(dynamo, tableName)
+  log(`ingest ceiling: all ${items.length} readings at concurrency ${best.concurrency}: ${Math.round(rate)} msgs/s, cpu % ${JSON.stringify(cpu)}`)
+  return { ceiling_msgs_per_s: Math.round(rate), ceiling_concurrency: best.concurrency, ceiling_trials: trials, ceiling_sample: sample.length, ceiling_cpu_percent: cpu, ceiling_cpu_ms_per_msg: perMsg }
+}
+
+async function ingestPhase (dynamo: Dynamo, dynalite: Child, data: Fleet, readings: Reading[], broker: Broker, keepCeilingTable?: string): Promise<Record<string, unknown>> {
+  const prefix = `bench-${runId}`
+  const topics = [...new Set(data.devices.map(d => topicOf(prefix, d)))]
+  await createTopics(broker.brokers, topics, TOPIC_PARTITIONS)
+  const produced = await preload(broker.brokers, prefix, data.raws)
+  log(`ingest: preloaded ${data.raws.length} messages into ${topics.length} topics x ${TOPIC_PARTITIONS} partitions in ${round(produced.ms / 1000, 1)} s`)
+
+  // The ceiling runs while the broker idles, right before the Kafka run.
+  const ceiling = await ingestCeiling(dynamo, dynalite, readings.map(itemOf), data.devices, keepCeilingTable)
+
+  const tableName = `bench_kafka_${runId}`
+  await createTable(dynamo.client, tableName)
+  const target = data.raws.length
+  const { child: server, readyAt } = await startServer('ingest server', {
+    DYNAMODB_ENDPOINT: dynamo.endpoint,
+    DYNAMODB_TABLE: tableName,
+    KAFKA_BROKERS: broker.brokers,
+    KAFKA_TOPICS: topics.join(','),
+    KAFKA_GROUP_ID: `bench-${runId}`,
+    KAFKA_DLQ_TOPIC: `${prefix}.dlq`
+  })
+  try {
+    const rss = new RssSampler(server.pid)
+    const meter = new CpuMeter({ server: server.pid, dynalite: dynalite.pid, broker: broker.pid })
+    server.send({ type: 'watch', target })
+    const done = server.message<{ stored: number, deadLettered: number, batches: number, retries: number, at: number }>('stored', 30 * 60_000)
+    // progress, and a stall is a broken harness, not a slow figure
+    let last = -1
+    let lastChange = Date.now()
+    let firstStoredAt: number | undefined
+    const progress = { finished: false }
+    done.then(() => { progress.finished = true }, () => { progress.finished = true })
+    while (!progress.finished) {
+      await Promise.race([done.catch(() => {}), sleep(1000)])
+      if (progress.finished) break
+      server.send({ type: 'counters' })
+      const c = await server.message<{ stored: number, at: number }>('counters', 10_000)
+      if (c.stored > 0 && firstStoredAt === undefined) firstStoredAt = c.at
+      if (c.stored !== last) { last = c.stored; lastChange = Date.now() }
+      log(`ingest: ${c.stored} / ${target} stored`)
+      if (Date.now() - lastChange > 60_000) throw new Error(`ingest stalled at ${c.stored} of ${target} readings for 60 s`)
+    }
+    const end = await done
+    const cpu = meter.read()
+    const rssMb = rss.stop() / 2 ** 20
+    const elapsedMs = end.at - readyAt
+    if (end.deadLettered > 0) throw new Error(`ingest: ${end.deadLettered} readings were dead-lettered, expected none`)
+    const count = await countReadings(dynamo.doc, tableName, data.devices)
+    if (count !== target || end.stored !== target) {
+      throw new Error(`ingest: the table holds ${count} readings and the consumer counted ${end.stored}; ${target} were produced`)
+    }
+    const rate = target / (elapsedMs / 1000)
+    log(`ingest: ${target} readings from Kafka into the table in ${round(elapsedMs / 1000, 1)} s: ${Math.round(rate)} msgs/s (table count ${count})`)
+    return {
+      ...ceiling,
+      kafka_to_table_msgs_per_s: Math.round(rate),
+      vs_ceiling: round(rate / (ceiling.ceiling_msgs_per_s as number), 3),
+      kafka_messages: target,
+      kafka_elapsed_ms: Math.round(elapsedMs),
+      first_progress_ms: firstStoredAt !== undefined ? firstStoredAt - readyAt : null,
+      table_count: count,
+      consumer: { stored: end.stored, dead_lettered: end.deadLettered, batches: end.batches, retries: end.retries },
+      topics: topics.length,
+      partitions_per_topic: TOPIC_PARTITIONS,
+      preload_ms: Math.round(produced.ms),
+      server_rss_mb: round(rssMb, 1),
+      cpu_percent: cpu,
+      cpu_ms_per_msg: perUnit(cpu, rate, ['server', 'dynalite', 'broker'])
+    }
+  } finally {
+    await server.stop()
+    await dropTable(dynamo, tableName)
+  }
+}
+
+// ---------------------------------------------------------------------------- main
+
+function git (...argv: string[]): string {
+  try {
+    return execFileSync('git', argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+  } catch {
+    return 'unknown'
+  }
+}
+
+let broker: Broker | undefined
+
+async function cleanup (): Promise<void> {
+  await stopAll()
+  await broker?.stop().catch(err => { log(`could not stop the broker: ${(err as Error).message}`) })
+  removeTempDirs()
+}
+
+async function main (): Promise<Record<string, unknown>> {
+  const startedAt = performance.now()
+  const context = {
+    mode: quick ? 'quick' : 'full',
+    node: process.version,
+    cpu_model: cpus()[0]?.model ?? 'unknown',
+    cores: availableParallelism(),
+    loadavg_at_start: loadavg().map(x => round(x, 2)),
+    connections: CONNECTIONS,
+    pipelining: 1,
+    duration_s: settings.durationS,
+    warmup_s: settings.warmupS,
+    devices: settings.devices,
+    readings: settings.readings,
+    kafka_messages: settings.kafkaMessages,
+    kafka_devices: settings.kafkaDevices,
+    parts: [...only],
+    log_level: 'warn',
+    app_env: appEnv,
+    dynamodb: 'dynalite (in memory, own process)',
+    git_commit: git('rev-parse', 'HEAD'),
+    git_dirty: git('status', '--porcelain', '--untracked-files=no') !== '',
+    date: new Date().toISOString()
+  }
+  log(`${context.mode} run on ${context.cores} cores (${context.cpu_model}), node ${context.node}, load average ${context.loadavg_at_start.join(' ')}`)
+
+  // 1. start-up, first, while nothing else runs
+  const startupRuns: number[] = []
+  for (let i = 0; i < (only.has('startup') ? settings.startupRuns : 0); i++) {
+    startupRuns.push(await startupOnce())
+    log(`startup: ready in ${Math.round(startupRuns.at(-1)!)} ms`)
+  }
+
+  const dynalite = spawnNode('dynalite', join(distBench, 'dynalite.js'), [], childEnv({}))
+  const { endpoint } = await dynalite.message<{ endpoint: string }>('ready', 30_000)
+  const dynamo = await createDynamo({ mode: 'endpoint', endpoint, dataDir: '' })
+  try {
+    const { toReading } = await validator()
+
+    // 2. ingest: the ceiling, then the Kafka run, back to back (on a shared machine the noise
+    //    changes by the minute). The ceiling writes the very readings the Kafka run carries; in
+    //    full mode they are also the HTTP data set, so the ceiling's table is kept for the HTTP figures.
+    const kafkaData = fleet(settings.kafkaMessages, settings.kafkaDevices)
+    const kafkaReadings = kafkaData.raws.map(toReading)
+    const shared = only.has('ingest') && only.has('http') &&
+      settings.readings === settings.kafkaMessages && settings.devices === settings.kafkaDevices
+    const httpTable = `bench_http_${runId}`
+    const report: Record<string, unknown> = {}
+    if (only.has('ingest')) {
+      broker = await startKafka()
+      log(`kafka: broker ${broker.brokers} up in ${round(broker.startupMs / 1000, 1)} s`)
+      report.ingest = await ingestPhase(dynamo, dynalite, kafkaData, kafkaReadings, broker, shared ? httpTable : undefined)
+      await broker.stop()
+    }
+
+    // 3. HTTP
+    if (only.has('http')) {
+      const httpData = shared ? kafkaData : fleet(settings.readings, settings.devices, Date.now() - 1000, 7)
+      await prefill(dynamo, httpTable, httpData, shared ? kafkaReadings : httpData.raws.map(toReading), shared)
+      const { http, rssMb } = await httpPhase(dynamo, dynalite, httpTable, httpData)
+      report.http = http
+      report.memory = { rss_mb_under_load: round(rssMb, 1) }
+    }
+    if (only.has('startup')) report.startup = { ready_ms: Math.round(median(startupRuns)), runs_ms: startupRuns.map(x => Math.round(x)) }
+    return { ...report, context: { ...context, bench_seconds: round((performance.now() - startedAt) / 1000, 1) } }
+  } finally {
+    await dynamo.close()
+    await dynalite.stop()
+  }
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    log(`${signal}: stopping`)
+    cleanup().finally(() => { process.exit(130) }).catch(() => {})
+  })
+}
+process.once('exit', () => {
+  killAllNow()
+  removeTempDirs()
+})
+
+try {
+  const report = await main()
+  const rows = verdicts(report)
+  if (asJson) {
+    process.stdout.write(JSON.stringify({ ...report, verdicts: rows }) + '\n')
+  } else {
+    const ingest = report.ingest as { ceiling_concurrency: number } | undefined
+    const notes: Record<string, string> = ingest !== undefined ? { 'ingest.ceiling_msgs_per_s': `(concurrency ${ingest.ceiling_concurrency})` } : {}
+    process.stdout.write(`\n${table(rows, notes)}\n`)
+    if (quick) process.stdout.write('\nquick mode: small data and 2 s loads; the verdicts mean nothing here.\n')
+  }
+  process.exitCode = 0
+} catch (err) {
+  log(`FAILED: ${(err as Error).stack ?? String(err)}`)
+  await cleanup()
+  process.exitCode = 1
+}
+// Everything is stopped by now; a client library's stray handle must not keep CI waiting.
+setTimeout(() => { process.exit() }, 5000).unref()
