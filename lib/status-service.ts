@@ -17,8 +17,9 @@ interface Entry {
 
 /**
  * Latest status per device. N concurrent pollers of one device cost one table read per TTL
- * (single flight), so a status is never older than ttlMs plus one read. Statuses written by this
- * process are applied at once (write-through).
+ * (single flight). An entry between one and two TTLs old is served while it is refreshed in the
+ * background, so a status is never older than 2 × ttlMs. Statuses written by this process are
+ * applied at once (write-through).
  */
 export class StatusService {
   private readonly repository: StatusServiceOptions['repository']
@@ -39,11 +40,18 @@ export class StatusService {
 
   async record (device: string): Promise<StatusRecord | null> {
     const entry = this.cache.get(device)
-    if (entry !== undefined && this.now() - entry.fetchedAt < this.ttlMs) return entry.record
+    const age = entry === undefined ? Infinity : this.now() - entry.fetchedAt
+    if (age < this.ttlMs) return entry!.record
     let pending = this.inflight.get(device)
     if (pending === undefined) {
       pending = this.fetch(device)
       this.inflight.set(device, pending)
+    }
+    // Between one and two TTLs old, answer at once and refresh in the background: pollers never
+    // wait for the table, and a status is still never older than two TTLs.
+    if (age < 2 * this.ttlMs) {
+      pending.catch(() => {})
+      return entry!.record
     }
     return await pending
   }

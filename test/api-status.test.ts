@@ -120,8 +120,12 @@ t.test('N concurrent pollers of one device cost one table read per TTL (single f
   await service.get('pc1')
   t.equal(reads, 1, 'within the TTL: no read')
   now += 600
+  await Promise.all(Array.from({ length: 10 }, () => service.get('pc1')))
+  t.equal(reads, 2, 'after the TTL: one new read, started behind the answers')
+  await new Promise(resolve => setTimeout(resolve, 30))
+  now += 2500
   await service.get('pc1')
-  t.equal(reads, 2, 'after the TTL: one new read')
+  t.equal(reads, 3, 'past two TTLs: the request reads')
 })
 
 t.test('several API tasks agree within the cache TTL; this process\'s own writes show at once', async t => {
@@ -141,6 +145,14 @@ t.test('several API tasks agree within the cache TTL; this process\'s own writes
   t.equal((await a.inject('/devices/pc1/status')).json().uuid, first.uuid, 'and its cached status')
   await new Promise(resolve => setTimeout(resolve, 450))
   t.equal((await a.inject('/devices/pc1')).json().length, 2, 'after the TTL the page is fresh')
+  await a.inject('/devices/pc1/status') // between one and two TTLs: served at once, refreshed behind
+  await new Promise(resolve => setTimeout(resolve, 100))
   t.equal((await a.inject('/devices/pc1/status')).json().uuid, second.uuid, 'and so is the status')
-  t.equal((await a.inject('/devices/pc1?limit=1')).json()[0].uuid, second.uuid, 'pages of other sizes are cached apart')
+  await new Promise(resolve => setTimeout(resolve, 900))
+  t.equal((await b.inject('/devices/pc1/status')).json().uuid, second.uuid)
+  const third = pcReading(IDLE)
+  await b.ingest.ingest([third])
+  await new Promise(resolve => setTimeout(resolve, 850))
+  t.equal((await a.inject('/devices/pc1/status')).json().uuid, third.uuid, 'past two TTLs a request waits for the table')
+  t.equal((await a.inject('/devices/pc1?limit=1')).json()[0].uuid, third.uuid, 'pages of other sizes are cached apart')
 })
