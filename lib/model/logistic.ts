@@ -1,7 +1,9 @@
 import { readFile } from 'node:fs/promises'
+import { DeviceKinds, type DeviceKind } from '../../schemas/devices.js'
 
-export type DeviceKind = 'pc' | 'raspberry'
-export const DEVICE_KINDS: readonly DeviceKind[] = ['pc', 'raspberry']
+// The device kinds are the schemas' own; re-exported for the model code.
+export type { DeviceKind }
+export const DEVICE_KINDS: readonly DeviceKind[] = Object.values(DeviceKinds)
 
 export interface Metrics {
   accuracy: number

@@ -1,16 +1,10 @@
 // Decoding of the Raspberry Pi `vcgencmd get_throttled` bit mask, e.g. `0x50005` or `throttled=0x50005`.
 // Bits 0–3 describe the current state, bits 16–19 the same conditions "has occurred since boot".
 
-export interface ThrottledFlags {
-  under_voltage: boolean
-  arm_frequency_capped: boolean
-  throttled: boolean
-  soft_temperature_limit: boolean
-  under_voltage_occurred: boolean
-  arm_frequency_capped_occurred: boolean
-  throttled_occurred: boolean
-  soft_temperature_limit_occurred: boolean
-}
+import type { ThrottledFlags } from '../../schemas/readings.js'
+
+// The decoded flags are the schema's (served in readings and statuses), not a second definition.
+export type { ThrottledFlags }
 
 export const THROTTLED_BITS: Readonly<Record<keyof ThrottledFlags, number>> = Object.freeze({
   under_voltage: 0,
