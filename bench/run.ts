@@ -241,8 +241,8 @@ async function prefill (dynamo: Dynamo, tableName: string, data: Fleet, readings
   }
   const count = await countReadings(dynamo.doc, tableName, data.devices)
   if (count !== readings.length) throw new Error(`prefill: ${count} readings in the table, expected ${readings.length}`)
-  const statuses = await Promise.all(data.devices.map(async d => await repository.getStatus(d)))
-  if (statuses.some(s => s === null)) throw new Error('prefill: a device has no status')
+  const statuses = await repository.getStatuses(data.devices)
+  if (statuses.size !== data.devices.length) throw new Error('prefill: a device has no status')
   log(`http: table holds ${count} readings over ${data.devices.length} devices (prefill ${round((performance.now() - started) / 1000, 1)} s)`)
 }
 

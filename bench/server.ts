@@ -32,7 +32,7 @@ async function ceilings (instance: FastifyInstance): Promise<void> {
   for (const [flavour, i] of [['pc1', 0], ['pc2', 1], ['raspberry', 3]] as const) {
     const device = deviceName(i)
     const page = await fastify.readings.listDevice(device, { limit: 100 })
-    const record = await fastify.readings.getStatus(device)
+    const record = (await fastify.readings.getStatuses([device])).get(device) ?? null
     if (page.items.length === 100 && record !== null) {
       lists[flavour] = page.items
       statuses[flavour] = fastify.statuses.toStatus(record)

@@ -13,9 +13,10 @@ locals {
   # The only DynamoDB actions the service uses (lib/dynamo, lib/readings-repository.ts).
   dynamodb_actions = [
     "dynamodb:DescribeTable",
-    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
     "dynamodb:Query",
     "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
     "dynamodb:BatchWriteItem",
   ]
 }

@@ -1,53 +1,130 @@
-import type { Page } from './readings-repository.js'
-import type { Reading } from '../schemas/readings.js'
+import type { Revision } from './status-service.js'
 
-interface Entry {
-  page: Page<Reading>
+/** Where the cache learns what the table says of a device (the status service). */
+export interface RevisionSource {
+  /** a read no older than the TTL if there is one, else as `fresh` */
+  revision: (device: string) => Promise<Revision>
+  /** a read sent from now on (or already on its way) */
+  fresh: (device: string) => Promise<Revision>
+  onRead: (listener: (device: string, revision: Revision) => void) => void
+}
+
+interface Entry<V> {
+  value: V
+  /** the status revision the page was read under: null when the device had no status, undefined when unknown */
+  rev: string | null | undefined
+  /** the page is known to match the table as it was at this time */
   at: number
 }
 
+export interface PageCacheOptions {
+  ttlMs: number
+  revisions: RevisionSource
+  maxEntries?: number
+  now?: () => number
+}
+
+function revOf (revision: Revision): string | null | undefined {
+  return revision.record === null ? null : revision.record.rev
+}
+
 /**
- * First pages of device histories, kept for `ttlMs` with single flight: dashboards polling the
- * newest readings of a device cost one table query per TTL however many they are. Pages behind
- * a cursor are not cached (they are read once). A device's entries are dropped as soon as this
- * process stores a reading of it.
+ * First pages of device histories (anything derived from them: the route keeps the serialised
+ * body). A page is read under the device's status revision, which changes whenever readings of
+ * the device are stored (in order or late). After `ttlMs` the page is revalidated by the status
+ * read the status service does anyway (one `BatchGetItem` for many devices) and read again only
+ * if the revision moved, so polling an unchanged history costs no query. Like statuses, a page
+ * between one and two TTLs old is answered while it is revalidated: a page never reflects the
+ * table as it was more than 2 × ttlMs ago. A device's pages are dropped as soon as this process
+ * stores a reading of it. Pages behind a cursor are not cached (they are read once).
  */
-export class PageCache {
-  private readonly entries = new Map<string, Entry>()
-  private readonly inflight = new Map<string, Promise<Page<Reading>>>()
+export class PageCache<V> {
+  private readonly ttlMs: number
+  private readonly maxEntries: number
+  private readonly now: () => number
+  private readonly revisions: RevisionSource
+  private readonly entries = new Map<string, Entry<V>>()
+  private readonly inflight = new Map<string, Promise<V>>()
   private readonly byDevice = new Map<string, Set<string>>()
-  /** bumped when a device's readings change: a load that started before is not cached */
+  /** bumped when this process stores readings of a device: a read that started before is not kept */
   private readonly generation = new Map<string, number>()
 
-  constructor (private readonly ttlMs: number, private readonly maxEntries = 10_000, private readonly now: () => number = Date.now) {}
+  constructor (options: PageCacheOptions) {
+    this.ttlMs = options.ttlMs
+    this.maxEntries = options.maxEntries ?? 10_000
+    this.now = options.now ?? Date.now
+    this.revisions = options.revisions
+    // Status reads made for pollers revalidate pages for free.
+    this.revisions.onRead((device, revision) => {
+      const keys = this.byDevice.get(device)
+      if (keys === undefined) return
+      const rev = revOf(revision)
+      for (const key of keys) {
+        const entry = this.entries.get(key)
+        if (entry !== undefined && rev !== undefined && entry.rev === rev && revision.at > entry.at) entry.at = revision.at
+      }
+    })
+  }
 
-  async get (device: string, key: string, load: () => Promise<Page<Reading>>): Promise<Page<Reading>> {
+  async get (device: string, key: string, load: () => Promise<V>): Promise<V> {
     if (this.ttlMs === 0) return await load()
     const full = `${device}\u0000${key}`
     const hit = this.entries.get(full)
-    if (hit !== undefined && this.now() - hit.at < this.ttlMs) return hit.page
+    if (hit === undefined) return await this.refresh(device, full, load)
+    const age = this.now() - hit.at
+    if (age < this.ttlMs) return hit.value
+    const pending = this.refresh(device, full, load)
+    if (age < 2 * this.ttlMs) {
+      pending.catch(() => {}) // a failed refresh shows on the requests that wait for one
+      return hit.value
+    }
+    return await pending
+  }
+
+  private async refresh (device: string, full: string, load: () => Promise<V>): Promise<V> {
     let pending = this.inflight.get(full)
     if (pending === undefined) {
-      const at = this.now()
-      const gen = this.generation.get(device) ?? 0
-      pending = load().then(page => {
-        if ((this.generation.get(device) ?? 0) === gen) this.remember(device, full, { page, at })
-        return page
-      }).finally(() => this.inflight.delete(full))
+      pending = this.revalidate(device, full, load).finally(() => this.inflight.delete(full))
       this.inflight.set(full, pending)
     }
     return await pending
   }
 
-  private remember (device: string, full: string, entry: Entry): void {
+  private async revalidate (device: string, full: string, load: () => Promise<V>): Promise<V> {
+    const gen = this.generation.get(device) ?? 0
+    let revision = await this.revisions.revision(device)
+    const before = this.entries.get(full)
+    if (before !== undefined && revision.at <= before.at) revision = await this.revisions.fresh(device)
+    const rev = revOf(revision)
+    const entry = this.entries.get(full)
+    const same = (this.generation.get(device) ?? 0) === gen
+    if (entry !== undefined && same && rev !== undefined && entry.rev === rev) {
+      if (revision.at > entry.at) entry.at = revision.at
+      return entry.value
+    }
+    // Read under the revision read before it: a write that lands after that read changes it.
+    const value = await load()
+    if ((this.generation.get(device) ?? 0) === gen) this.remember(device, full, { value, rev, at: revision.at })
+    return value
+  }
+
+  private remember (device: string, full: string, entry: Entry<V>): void {
     if (this.entries.size >= this.maxEntries && !this.entries.has(full)) {
       const oldest = this.entries.keys().next().value
-      if (oldest !== undefined) this.entries.delete(oldest)
+      if (oldest !== undefined) this.drop(oldest)
     }
     this.entries.set(full, entry)
     let keys = this.byDevice.get(device)
     if (keys === undefined) this.byDevice.set(device, keys = new Set())
     keys.add(full)
+  }
+
+  private drop (full: string): void {
+    this.entries.delete(full)
+    const device = full.slice(0, full.indexOf('\u0000'))
+    const keys = this.byDevice.get(device)
+    keys?.delete(full)
+    if (keys?.size === 0) this.byDevice.delete(device)
   }
 
   invalidate (devices: Iterable<string>): void {

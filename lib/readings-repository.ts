@@ -1,6 +1,7 @@
+import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ConditionalCheckFailedException, DescribeTableCommand } from '@aws-sdk/client-dynamodb'
-import { BatchWriteCommand, GetCommand, PutCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
+import { BatchGetCommand, BatchWriteCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
 import type { Reading, ThrottledFlags } from '../schemas/readings.js'
 import { DEVICE_ID_PATTERN } from '../schemas/devices.js'
 import { ALL_INDEX, STATUS_SK, TTL_ATTRIBUTE, readingSk } from './dynamo/table.js'
@@ -14,6 +15,12 @@ export interface StatusRecord {
   prediction: 0 | 1
   probability: number
   throttled_flags?: ThrottledFlags
+  /**
+   * Changes whenever readings of the device are stored, in order or late (see put): a reader that
+   * saw the same revision before and after knows the device's readings did not change between.
+   * Absent on status items written before revisions existed: then nothing can be concluded.
+   */
+  rev?: string
 }
 
 export interface Page<T> {
@@ -43,6 +50,7 @@ export interface RepositoryOptions {
 }
 
 const BATCH = 25
+const GET_BATCH = 100
 const SK_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z#[0-9a-f-]{36}$/
 const DEVICE_RE = new RegExp(DEVICE_ID_PATTERN)
 
@@ -61,6 +69,10 @@ export function mapStorageError (err: unknown, what: string): Error {
     return new StorageUnavailableError(`DynamoDB unavailable while ${what}: ${e.name ?? 'Error'}: ${e.message ?? ''}`.trim(), { cause: err })
   }
   return err as Error
+}
+
+function isConditionFailure (err: unknown): boolean {
+  return err instanceof ConditionalCheckFailedException || (err as Error).name === 'ConditionalCheckFailedException'
 }
 
 function encodeCursor (device: string, sk: string): string {
@@ -112,6 +124,11 @@ export class ReadingsRepository {
   private readonly writeConcurrency: number
   /** the newest status sort key this process has written per device: an older one is not even tried */
   private readonly writtenStatus = new Map<string, string>()
+  /** per device, when (in `clock` ticks) this process last sent a write of its status item */
+  private readonly statusSentAt = new Map<string, number>()
+  private clock = 0
+  private readonly revPrefix = randomUUID().slice(0, 8)
+  private revCounter = 0
 
   constructor (options: RepositoryOptions) {
     this.doc = options.doc
@@ -153,9 +170,24 @@ export class ReadingsRepository {
     const chunks: Array<Array<Record<string, unknown>>> = []
     for (let i = 0; i < items.length; i += BATCH) chunks.push(items.slice(i, i + BATCH))
     await mapLimit(chunks, this.writeConcurrency, chunk => this.writeChunk(chunk))
-    // Statuses after readings: a status never points at a reading that is not stored yet.
-    const statuses = [...newest.values()].filter(({ sk, reading }) => (this.writtenStatus.get(reading.device) ?? '') < sk)
-    await mapLimit(statuses, this.writeConcurrency * 2, ({ sk, reading }) => this.advanceStatus(sk, reading))
+    // Statuses after readings: a status never points at a reading that is not stored yet, and its
+    // revision changes only once the readings are readable. Every device of the batch gets a status
+    // write that starts after this point, unless this process already sent one (for a newer batch
+    // running alongside): that one covers these readings too.
+    const storedAt = ++this.clock
+    await mapLimit([...newest.values()], this.writeConcurrency * 2, async ({ sk, reading }) => {
+      if ((this.statusSentAt.get(reading.device) ?? 0) > storedAt) return
+      if (this.statusSentAt.size >= 100_000) this.statusSentAt.clear()
+      this.statusSentAt.set(reading.device, ++this.clock)
+      // A status this process has already moved past only needs its revision changed.
+      if ((this.writtenStatus.get(reading.device) ?? '') >= sk || !await this.advanceStatus(sk, reading)) {
+        await this.bumpRevision(reading.device)
+      }
+    })
+  }
+
+  private nextRevision (): string {
+    return `${this.revPrefix}.${(++this.revCounter).toString(36)}`
   }
 
   private async writeChunk (chunk: Array<Record<string, unknown>>): Promise<void> {
@@ -185,11 +217,13 @@ export class ReadingsRepository {
     await sleep(cap / 2 + Math.random() * cap / 2)
   }
 
-  private async advanceStatus (sk: string, reading: Reading): Promise<void> {
+  /** Moves the status to this reading; false when the table already has a newer one. */
+  private async advanceStatus (sk: string, reading: Reading): Promise<boolean> {
     const item: Record<string, unknown> = {
       device: reading.device,
       sk: STATUS_SK,
       latest_sk: sk,
+      rev: this.nextRevision(),
       kind: reading.kind,
       uuid: reading.uuid,
       loading_datetime: reading.loading_datetime,
@@ -207,19 +241,61 @@ export class ReadingsRepository {
       }))
       if (this.writtenStatus.size >= 100_000) this.writtenStatus.clear()
       if ((this.writtenStatus.get(reading.device) ?? '') < sk) this.writtenStatus.set(reading.device, sk)
+      return true
     } catch (err) {
-      if (err instanceof ConditionalCheckFailedException || (err as Error).name === 'ConditionalCheckFailedException') return
+      if (isConditionFailure(err)) return false
       throw mapStorageError(err, 'updating a status')
     }
   }
 
-  async getStatus (device: string): Promise<StatusRecord | null> {
+  /** A late (older) reading leaves the status as it is but still changes its revision. */
+  private async bumpRevision (device: string): Promise<void> {
     try {
-      const out = await this.doc.send(new GetCommand({ TableName: this.table, Key: { device, sk: STATUS_SK } }))
-      return (out.Item as StatusRecord | undefined) ?? null
+      await this.doc.send(new UpdateCommand({
+        TableName: this.table,
+        Key: { device, sk: STATUS_SK },
+        UpdateExpression: 'SET rev = :rev',
+        // Never creates a status: one exists, since a newer reading was there first.
+        ConditionExpression: 'attribute_exists(latest_sk)',
+        ExpressionAttributeValues: { ':rev': this.nextRevision() }
+      }))
     } catch (err) {
-      throw mapStorageError(err, 'reading a status')
+      if (isConditionFailure(err)) return
+      throw mapStorageError(err, 'updating a status')
     }
+  }
+
+  /**
+   * The statuses of many devices in as few `BatchGetItem` calls as DynamoDB allows (100 keys
+   * each); keys DynamoDB leaves unprocessed (throttling) are asked for again with backoff.
+   * Devices without a status are absent from the answer.
+   */
+  async getStatuses (devices: Iterable<string>): Promise<Map<string, StatusRecord>> {
+    const found = new Map<string, StatusRecord>()
+    const unique = [...new Set(devices)]
+    const chunks: string[][] = []
+    for (let i = 0; i < unique.length; i += GET_BATCH) chunks.push(unique.slice(i, i + GET_BATCH))
+    await mapLimit(chunks, this.writeConcurrency, async chunk => {
+      let keys: Array<Record<string, unknown>> = chunk.map(device => ({ device, sk: STATUS_SK }))
+      for (let attempt = 1; ; attempt++) {
+        let out
+        try {
+          // Errors are not retried here (the SDK has already): somebody is waiting for the answer.
+          out = await this.doc.send(new BatchGetCommand({ RequestItems: { [this.table]: { Keys: keys } } }))
+        } catch (err) {
+          throw mapStorageError(err, 'reading statuses')
+        }
+        for (const item of out.Responses?.[this.table] ?? []) found.set(item.device as string, item as StatusRecord)
+        const unprocessed = out.UnprocessedKeys?.[this.table]?.Keys
+        if (unprocessed === undefined || unprocessed.length === 0) return
+        if (attempt >= this.maxBatchAttempts) {
+          throw new StorageUnavailableError(`DynamoDB left ${unprocessed.length} status reads unprocessed after ${attempt} attempts (throttling)`)
+        }
+        keys = unprocessed
+        await this.backoff(attempt)
+      }
+    })
+    return found
   }
 
   async listDevice (device: string, options: ListOptions): Promise<Page<Reading>> {

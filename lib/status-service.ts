@@ -2,33 +2,64 @@ import { StatusMessage, type Reading, type Status } from '../schemas/readings.js
 import type { ReadingsRepository, StatusRecord } from './readings-repository.js'
 
 export interface StatusServiceOptions {
-  repository: Pick<ReadingsRepository, 'getStatus'>
+  repository: Pick<ReadingsRepository, 'getStatuses'>
   staleAfterSeconds: number
   /** how long a status read from the table is served from memory; 0 disables the cache */
   ttlMs: number
   maxEntries?: number
   now?: () => number
+  /** reads started failing (called once per outage; requests keep their entries for up to two TTLs) */
+  onRefreshError?: (err: unknown) => void
 }
 
-interface Entry {
+/** What the table said of a device at `at` (when the read was sent). */
+export interface Revision {
   record: StatusRecord | null
-  fetchedAt: number
+  at: number
+}
+
+interface Entry extends Revision {
+  /** asked for since it was read: only entries somebody uses are refreshed ahead of time */
+  used: boolean
+}
+
+interface Waiter {
+  promise: Promise<Revision>
+  resolve: (revision: Revision) => void
+  reject: (err: unknown) => void
+}
+
+function waiter (): Waiter {
+  let resolve!: Waiter['resolve']
+  let reject!: Waiter['reject']
+  const promise = new Promise<Revision>((_resolve, _reject) => { resolve = _resolve; reject = _reject })
+  promise.catch(() => {}) // a background refresh may have nobody waiting
+  return { promise, resolve, reject }
 }
 
 /**
- * Latest status per device. N concurrent pollers of one device cost one table read per TTL
- * (single flight). An entry between one and two TTLs old is served while it is refreshed in the
- * background, so a status is never older than 2 × ttlMs. Statuses written by this process are
- * applied at once (write-through).
+ * Latest status per device, kept in memory for `ttlMs`. Reads are batched: every device that
+ * needs a read in one turn of the event loop, plus every entry in use that is past half its TTL,
+ * goes into one `BatchGetItem` (100 keys a call), so pollers of a hundred devices cost one table
+ * call per TTL and the entries stay in step. A device is read once however many wait for it
+ * (single flight). An entry between one and two TTLs old is answered at once while it is
+ * refreshed, so a status is never older than 2 × ttlMs; past that a request waits for the table
+ * (and sees its error). Statuses written by this process apply at once (write-through).
  */
 export class StatusService {
   private readonly repository: StatusServiceOptions['repository']
   private readonly staleAfterMs: number
-  private readonly ttlMs: number
+  readonly ttlMs: number
   private readonly maxEntries: number
   private readonly now: () => number
+  private readonly onRefreshError: (err: unknown) => void
+  /** in order of `at`, oldest first (an entry is moved to the end when read again) */
   private readonly cache = new Map<string, Entry>()
-  private readonly inflight = new Map<string, Promise<StatusRecord | null>>()
+  private readonly inflight = new Map<string, Waiter>()
+  private queued = new Map<string, Waiter>()
+  private scheduled = false
+  private failing = false
+  private readonly listeners: Array<(device: string, revision: Revision) => void> = []
 
   constructor (options: StatusServiceOptions) {
     this.repository = options.repository
@@ -36,46 +67,96 @@ export class StatusService {
     this.ttlMs = options.ttlMs
     this.maxEntries = options.maxEntries ?? 100_000
     this.now = options.now ?? Date.now
+    this.onRefreshError = options.onRefreshError ?? (() => {})
+  }
+
+  /** Called with every status read from the table (the history cache revalidates its pages with them). */
+  onRead (listener: (device: string, revision: Revision) => void): void {
+    this.listeners.push(listener)
   }
 
   async record (device: string): Promise<StatusRecord | null> {
+    return (await this.revision(device)).record
+  }
+
+  /** The cached read of the device if it is younger than the TTL; otherwise as `record` does. */
+  async revision (device: string): Promise<Revision> {
     const entry = this.cache.get(device)
-    const age = entry === undefined ? Infinity : this.now() - entry.fetchedAt
-    if (age < this.ttlMs) return entry!.record
-    let pending = this.inflight.get(device)
-    if (pending === undefined) {
-      pending = this.fetch(device)
-      this.inflight.set(device, pending)
+    if (entry !== undefined) {
+      entry.used = true
+      const age = this.now() - entry.at
+      if (age < this.ttlMs) return entry
+      const pending = this.fresh(device)
+      // Between one and two TTLs old: answer now, the read refreshes the entry behind.
+      if (age < 2 * this.ttlMs) return entry
+      return await pending
     }
-    // Between one and two TTLs old, answer at once and refresh in the background: pollers never
-    // wait for the table, and a status is still never older than two TTLs.
-    if (age < 2 * this.ttlMs) {
-      pending.catch(() => {})
-      return entry!.record
-    }
-    return await pending
+    return await this.fresh(device)
   }
 
-  private async fetch (device: string): Promise<StatusRecord | null> {
-    const startedAt = this.now()
-    try {
-      const record = await this.repository.getStatus(device)
-      if (this.ttlMs > 0) this.remember(device, record, startedAt)
-      return record
-    } finally {
-      this.inflight.delete(device)
+  /** A read of the device sent from now on (or joining one already on its way). */
+  // Not async: the waiter's own promise (which never counts as unhandled) is what callers get.
+  fresh (device: string): Promise<Revision> {
+    let w = this.inflight.get(device) ?? this.queued.get(device)
+    if (w === undefined) {
+      w = waiter()
+      this.queued.set(device, w)
+      if (!this.scheduled) {
+        this.scheduled = true
+        setImmediate(() => { this.flush() })
+      }
     }
+    return w.promise
   }
 
-  private remember (device: string, record: StatusRecord | null, fetchedAt: number): void {
-    const current = this.cache.get(device)?.record
+  private flush (): void {
+    this.scheduled = false
+    const batch = this.queued
+    this.queued = new Map()
+    if (this.ttlMs > 0) {
+      // Refresh ahead: entries in use past half their TTL join this call instead of making their own.
+      const now = this.now()
+      for (const [device, entry] of this.cache) {
+        const age = now - entry.at
+        if (age < this.ttlMs / 2) break
+        if (batch.has(device) || this.inflight.has(device)) continue
+        if (entry.used) batch.set(device, waiter())
+        else if (age >= 2 * this.ttlMs) this.cache.delete(device) // unused and too old to answer with
+      }
+    }
+    for (const [device, w] of batch) this.inflight.set(device, w)
+    const at = this.now()
+    this.repository.getStatuses(batch.keys()).then(found => {
+      this.failing = false
+      for (const [device, w] of batch) {
+        this.inflight.delete(device)
+        const revision = this.remember(device, found.get(device) ?? null, at)
+        w.resolve(revision)
+        for (const listener of this.listeners) listener(device, revision)
+      }
+    }, err => {
+      for (const [device, w] of batch) {
+        this.inflight.delete(device)
+        w.reject(err)
+      }
+      if (!this.failing) this.onRefreshError(err)
+      this.failing = true
+    })
+  }
+
+  private remember (device: string, record: StatusRecord | null, at: number): Revision {
+    if (this.ttlMs === 0) return { record, at }
+    const current = this.cache.get(device)
     // A write-through that landed while the read was in flight is newer: keep it.
-    if (current != null && (record === null || newer(current, record))) record = current
-    if (this.cache.size >= this.maxEntries && !this.cache.has(device)) {
+    if (current?.record != null && (record === null || newer(current.record, record))) record = current.record
+    if (current !== undefined) this.cache.delete(device)
+    else if (this.cache.size >= this.maxEntries) {
       const oldest = this.cache.keys().next().value
       if (oldest !== undefined) this.cache.delete(oldest)
     }
-    this.cache.set(device, { record, fetchedAt })
+    const entry: Entry = { record, at, used: false }
+    this.cache.set(device, entry)
+    return entry
   }
 
   /** Applies readings this process has just stored. */
@@ -84,6 +165,7 @@ export class StatusService {
     for (const r of readings) {
       const entry = this.cache.get(r.device)
       if (entry?.record != null && !newer(r, entry.record)) continue
+      // No `rev`: this process does not know the revision its own write gave the item.
       const record: StatusRecord = {
         device: r.device,
         kind: r.kind,
@@ -93,7 +175,8 @@ export class StatusService {
         probability: r.probability,
         ...(r.throttled_flags !== undefined ? { throttled_flags: r.throttled_flags } : {})
       }
-      this.cache.set(r.device, { record, fetchedAt: entry?.fetchedAt ?? this.now() })
+      if (entry !== undefined) entry.record = record
+      else this.cache.set(r.device, { record, at: this.now(), used: false })
     }
   }
 

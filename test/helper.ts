@@ -92,3 +92,58 @@ export function piReading (overrides: Record<string, unknown> = {}): Record<stri
     ...overrides
   }
 }
+
+export interface DynamoProxy {
+  endpoint: string
+  /** API calls seen, by operation name (`GetItem`, `BatchGetItem`, `Query`…) */
+  calls: Record<string, number>
+  /** answer calls with this DynamoDB error instead of forwarding them (undefined: forward) */
+  fail: { status: number, type: string } | undefined
+  /** rewrites a forwarded answer's JSON (the CRC32 header is dropped then) */
+  rewrite: ((operation: string, body: Record<string, unknown>) => Record<string, unknown>) | undefined
+}
+
+/**
+ * A pass-through HTTP proxy in front of a DynamoDB endpoint: counts the API calls the service
+ * makes and injects failures (errors, throttled batches) into the real protocol.
+ */
+export async function dynamoProxy (t: Teardown, target: string): Promise<DynamoProxy> {
+  const { createServer, request } = await import('node:http')
+  const upstream = new URL(target)
+  const proxy: DynamoProxy = { endpoint: '', calls: {}, fail: undefined, rewrite: undefined }
+  const server = createServer((req, res) => {
+    const operation = String(req.headers['x-amz-target'] ?? '').split('.')[1] ?? ''
+    proxy.calls[operation] = (proxy.calls[operation] ?? 0) + 1
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => {
+      if (proxy.fail !== undefined) {
+        res.writeHead(proxy.fail.status, { 'content-type': 'application/x-amz-json-1.0' })
+        res.end(JSON.stringify({ __type: `com.amazonaws.dynamodb.v20120810#${proxy.fail.type}`, message: 'injected by the test' }))
+        return
+      }
+      const out = request({ host: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: req.headers }, up => {
+        const body: Buffer[] = []
+        up.on('data', (c: Buffer) => body.push(c))
+        up.on('end', () => {
+          let payload = Buffer.concat(body)
+          const headers = { ...up.headers }
+          if (proxy.rewrite !== undefined && up.statusCode === 200) {
+            payload = Buffer.from(JSON.stringify(proxy.rewrite(operation, JSON.parse(payload.toString('utf8')))))
+            delete headers['x-amz-crc32']
+            headers['content-length'] = String(payload.length)
+          }
+          res.writeHead(up.statusCode ?? 500, headers)
+          res.end(payload)
+        })
+      })
+      out.on('error', () => res.destroy())
+      out.end(Buffer.concat(chunks))
+    })
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise(resolve => { server.closeAllConnections(); server.close(resolve) }))
+  const { port } = server.address() as { port: number }
+  proxy.endpoint = `http://127.0.0.1:${port}`
+  return proxy
+}

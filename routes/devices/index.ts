@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
@@ -26,6 +27,10 @@ function timeBounds (query: ListQuery): { from?: string, to?: string } {
   return out
 }
 
+const IfNoneMatch = Type.Object({
+  'if-none-match': Type.Optional(Type.String({ description: 'The ETag of a previous answer: 304 while it is still the answer' }))
+})
+
 function nextLink (request: FastifyRequest, cursor: string): string {
   const url = new URL(request.url, 'http://localhost')
   url.searchParams.set('cursor', cursor)
@@ -49,23 +54,44 @@ export default async function devices (fastifyBase: FastifyInstance) {
     return { Items: page.items, Count: page.items.length, ...(page.next !== undefined ? { next_cursor: page.next } : {}) }
   })
 
+  // The route's own response serialiser, taken from the first request: cached first pages are
+  // serialised with it once per read of the table instead of once per request.
+  let serializeList: ((items: unknown) => string) | undefined
+
   fastify.get('/:device', {
     schema: {
       tags: ['devices'],
       summary: 'Readings of one device, newest first',
-      description: 'A JSON array, as in the original API. While more readings remain, a `Link: <…>; rel="next"` header gives the next page.',
+      description: 'A JSON array, as in the original API. While more readings remain, a `Link: <…>; rel="next"` header gives the next page. ' +
+        'First pages (no `cursor`) carry an `ETag`: pollers that send it back in `If-None-Match` get a bodiless 304 while no reading of the device has been stored.',
       params: DeviceParamsSchema,
       querystring: ListQuerySchema,
-      response: { 200: Type.Ref('ReadingList'), ...errors }
+      headers: IfNoneMatch,
+      response: {
+        200: Type.Ref('ReadingList'),
+        304: Type.Null({ description: 'Not Modified: the first page is still the one of the given ETag' }),
+        ...errors
+      }
     }
   }, async function listDeviceReadings (request, reply) {
     const { device } = request.params
     const options = { limit: request.query.limit, cursor: request.query.cursor, ...timeBounds(request.query) }
-    const page = options.cursor === undefined
-      ? await fastify.historyCache.get(device, `${options.limit}|${options.from ?? ''}|${options.to ?? ''}`, () => fastify.readings.listDevice(device, options))
-      : await fastify.readings.listDevice(device, options)
-    if (page.next !== undefined) reply.header('link', nextLink(request, page.next))
-    return page.items
+    if (options.cursor !== undefined) {
+      const page = await fastify.readings.listDevice(device, options)
+      if (page.next !== undefined) reply.header('link', nextLink(request, page.next))
+      return page.items
+    }
+    const serialize = serializeList ??= reply.getSerializationFunction('200') as (items: unknown) => string
+    const cached = await fastify.historyCache.get(device, `${options.limit}|${options.from ?? ''}|${options.to ?? ''}`, async () => {
+      const page = await fastify.readings.listDevice(device, options)
+      const body = serialize(page.items)
+      const etag = `W/"${createHash('sha1').update(body).digest('base64url')}"`
+      return page.next !== undefined ? { body, etag, link: nextLink(request, page.next) } : { body, etag }
+    })
+    if (cached.link !== undefined) reply.header('link', cached.link)
+    reply.header('etag', cached.etag).header('cache-control', 'no-cache')
+    if (request.headers['if-none-match'] === cached.etag) return await reply.code(304).send(null)
+    return await reply.type('application/json; charset=utf-8').send(cached.body)
   })
 
   fastify.get('/:device/status', {
@@ -74,7 +100,7 @@ export default async function devices (fastifyBase: FastifyInstance) {
       summary: 'Latest status of one device',
       description: '"The device is stressed" or "The device is OK" from the newest reading\'s prediction; "The device is not reporting" (with `stale: true`) when the newest reading is older than the staleness window. 404 when the device has no reading.',
       params: DeviceParamsSchema,
-      headers: Type.Object({ 'if-none-match': Type.Optional(Type.String({ description: 'The ETag of a previous answer: 304 while the newest reading is the same' })) }),
+      headers: IfNoneMatch,
       response: {
         200: Type.Ref(StatusSchema),
         304: Type.Null({ description: 'Not Modified: the newest reading is still the one of the given ETag' }),

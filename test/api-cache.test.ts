@@ -1,0 +1,193 @@
+import t from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { GetCommand } from '@aws-sdk/lib-dynamodb'
+import { build, dynalite, dynamoClient, dynamoProxy, pcReading, uniqueTable } from './helper.js'
+
+// Two API tasks on one table: `writer` stores readings, `poller` answers pollers through a proxy
+// that counts (and can break) its DynamoDB calls. The poller never stores anything, so all it
+// knows comes from the table, as on an ECS service whose ingest runs in other tasks.
+async function pair (t: Parameters<typeof build>[0], ttlMs: number) {
+  const db = await dynalite(t)
+  const table = uniqueTable()
+  const writer = await build(t, { env: { DYNAMODB_ENDPOINT: db.endpoint, DYNAMODB_TABLE: table } })
+  const proxy = await dynamoProxy(t, db.endpoint)
+  const poller = await build(t, {
+    env: { DYNAMODB_ENDPOINT: proxy.endpoint, DYNAMODB_TABLE: table, STATUS_CACHE_TTL_MS: String(ttlMs), HISTORY_CACHE_TTL_MS: String(ttlMs) }
+  })
+  proxy.calls = {}
+  return { db, table, writer, poller, proxy }
+}
+
+const calls = (proxy: { calls: Record<string, number> }, op: string): number => proxy.calls[op] ?? 0
+
+t.test('N concurrent pollers of one device cost one table read', async t => {
+  const { writer, poller, proxy } = await pair(t, 60_000)
+  const reading = pcReading()
+  await writer.ingest.ingest([reading])
+  const answers = await Promise.all(Array.from({ length: 100 }, () => poller.inject('/devices/pc1/status')))
+  t.ok(answers.every(a => a.statusCode === 200 && a.json().uuid === reading.uuid), '100 answers, all right')
+  t.equal(calls(proxy, 'BatchGetItem'), 1, 'one batched read')
+  t.equal(calls(proxy, 'GetItem'), 0, 'no single reads')
+})
+
+t.test('pollers of many devices cost one batched read per TTL, and see new readings within two TTLs', async t => {
+  const ttl = 300
+  const { writer, poller, proxy } = await pair(t, ttl)
+  const devices = Array.from({ length: 40 }, (_, i) => `dev${i}`)
+  await writer.ingest.ingest(devices.map(device => pcReading({ device }, 1)))
+  const cold = await Promise.all(devices.map(d => poller.inject(`/devices/${d}/status`)))
+  t.ok(cold.every(a => a.statusCode === 200))
+  t.equal(calls(proxy, 'BatchGetItem'), 1, 'the first requests of 40 devices at once: one read')
+  proxy.calls = {}
+  let requests = 0
+  let wrong = 0
+  const started = Date.now()
+  const deadline = started + 5 * ttl
+  await Promise.all(Array.from({ length: 8 }, async (_, worker) => {
+    for (let i = worker; Date.now() < deadline; i++) {
+      const res = await poller.inject(`/devices/${devices[i % devices.length]!}/status`)
+      requests++
+      if (res.statusCode !== 200) wrong++
+    }
+  }))
+  const elapsed = Date.now() - started
+  const batches = calls(proxy, 'BatchGetItem')
+  t.equal(wrong, 0, `${requests} answers, all 200`)
+  t.equal(calls(proxy, 'GetItem'), 0, 'no single reads')
+  // Entries in use are refreshed together, once a TTL (plus the read's own time).
+  t.ok(batches <= Math.ceil(elapsed / ttl) + 2, `${batches} BatchGetItem calls in ${elapsed} ms for 40 devices`)
+  t.ok(requests > 20 * batches, `${requests} requests, ${batches} table calls`)
+
+  const newer = pcReading({ device: 'dev7' })
+  await writer.ingest.ingest([newer])
+  const seenBy = Date.now() + 2 * ttl + 100
+  let uuid
+  while (Date.now() < seenBy) {
+    uuid = (await poller.inject('/devices/dev7/status')).json().uuid
+    if (uuid === newer.uuid) break
+    await sleep(20)
+  }
+  t.equal(uuid, newer.uuid, 'another task\'s reading shows within two TTLs')
+})
+
+t.test('an unchanged history is revalidated without a query; newer and late readings show within two TTLs', async t => {
+  const ttl = 200
+  const { writer, poller, proxy } = await pair(t, ttl)
+  const old = Array.from({ length: 5 }, (_, i) => pcReading({}, 10 - i)) // 10 … 6 minutes ago
+  await writer.ingest.ingest(old)
+  const first = await poller.inject('/devices/pc1?limit=3')
+  t.equal(first.statusCode, 200)
+  t.same(first.json().map((r: { uuid: string }) => r.uuid), old.slice(2).reverse().map(r => r.uuid))
+  t.match(first.headers.link, /cursor=/, 'the cached page keeps its Link header')
+  t.equal(calls(proxy, 'Query'), 1)
+
+  const until = Date.now() + 5 * ttl
+  while (Date.now() < until) {
+    const res = await poller.inject('/devices/pc1?limit=3')
+    t.equal(res.body, first.body)
+    await sleep(10)
+  }
+  t.equal(calls(proxy, 'Query'), 1, 'five TTLs of polling an unchanged history: still one query')
+  t.ok(calls(proxy, 'BatchGetItem') >= 3, 'revalidated by status reads')
+
+  async function waitFor (uuid: string): Promise<boolean> {
+    const by = Date.now() + 2 * ttl + 150
+    while (Date.now() < by) {
+      const items = (await poller.inject('/devices/pc1?limit=3')).json() as Array<{ uuid: string }>
+      if (items.some(r => r.uuid === uuid)) return true
+      await sleep(10)
+    }
+    return false
+  }
+  // Late: older than the status (which does not move), newer than the page's oldest item.
+  const late = pcReading({ loading_datetime: new Date(Date.parse(String(old[3]!.loading_datetime)) - 1000).toISOString() })
+  await writer.ingest.ingest([late])
+  t.equal((await writer.inject('/devices/pc1/status')).json().uuid, old[4]!.uuid, 'the status stays on the newest reading')
+  t.ok(await waitFor(late.uuid as string), 'a late reading inside the page shows within two TTLs')
+  const newest = pcReading()
+  await writer.ingest.ingest([newest])
+  t.ok(await waitFor(newest.uuid as string), 'a newer reading shows within two TTLs')
+})
+
+t.test('a late reading changes the status item\'s revision, never its reading', async t => {
+  const { db, table, writer } = await pair(t, 1000)
+  const client = await dynamoClient(t, db.endpoint)
+  const status = async () => (await client.doc.send(new GetCommand({ TableName: table, Key: { device: 'pc1', sk: 'status' } }))).Item!
+  const newest = pcReading({}, 1)
+  await writer.ingest.ingest([newest])
+  const before = await status()
+  t.type(before.rev, 'string')
+  await writer.ingest.ingest([pcReading({}, 2)])
+  const after = await status()
+  t.equal(after.uuid, newest.uuid)
+  t.equal(after.latest_sk, before.latest_sk)
+  t.not(after.rev, before.rev, 'revision moved')
+  await writer.ingest.ingest([newest]) // redelivered: stored again (same key), revision moves again
+  t.not((await status()).rev, after.rev)
+})
+
+t.test('history first pages carry an ETag: 304 until a reading of the device is stored', async t => {
+  const { writer, poller } = await pair(t, 100)
+  await writer.ingest.ingest([pcReading({}, 2)])
+  const first = await poller.inject('/devices/pc1')
+  const etag = first.headers.etag as string
+  t.match(etag, /^W\/".+"$/)
+  t.equal(first.headers['cache-control'], 'no-cache')
+  t.match(first.headers['content-type'], /^application\/json/)
+  const again = await poller.inject({ url: '/devices/pc1', headers: { 'if-none-match': etag } })
+  t.equal(again.statusCode, 304)
+  t.equal(again.body, '')
+  await writer.ingest.ingest([pcReading({}, 1)])
+  await sleep(350)
+  await poller.inject('/devices/pc1') // between one and two TTLs: answered, revalidated behind
+  await sleep(50)
+  const changed = await poller.inject({ url: '/devices/pc1', headers: { 'if-none-match': etag } })
+  t.equal(changed.statusCode, 200)
+  t.equal(changed.json().length, 2)
+  t.not(changed.headers.etag, etag)
+  const paged = await poller.inject('/devices/pc1?limit=1')
+  const cursor = /cursor=([^>&]+)/.exec(paged.headers.link as string)![1]!
+  const next = await poller.inject(`/devices/pc1?limit=1&cursor=${cursor}`)
+  t.equal(next.statusCode, 200)
+  t.equal(next.headers.etag, undefined, 'pages behind a cursor are read once, without an ETag')
+})
+
+t.test('status reads DynamoDB leaves unprocessed (throttling) are asked for again', async t => {
+  const { writer, poller, proxy } = await pair(t, 60_000)
+  const devices = ['a1', 'a2', 'a3']
+  await writer.ingest.ingest(devices.map(device => pcReading({ device })))
+  let throttled = 0
+  proxy.rewrite = (operation, body) => {
+    if (operation !== 'BatchGetItem' || throttled++ > 0) return body
+    // The first answer: every key unprocessed, as DynamoDB does when the table throttles.
+    const responses = body.Responses as Record<string, Array<Record<string, unknown>>>
+    const [table, items] = Object.entries(responses)[0]!
+    return { Responses: { [table]: [] }, UnprocessedKeys: { [table]: { Keys: items.map(i => ({ device: i.device, sk: i.sk })) } } }
+  }
+  const answers = await Promise.all(devices.map(d => poller.inject(`/devices/${d}/status`)))
+  t.same(answers.map(a => a.statusCode), [200, 200, 200])
+  t.same(answers.map(a => a.json().device), devices)
+  t.equal(calls(proxy, 'BatchGetItem'), 2, 'the unprocessed keys were read again')
+})
+
+t.test('DynamoDB down: cached answers for up to two TTLs, then 503s; back when it is', async t => {
+  const ttl = 300
+  const { writer, poller, proxy } = await pair(t, ttl)
+  await writer.ingest.ingest([pcReading()])
+  t.equal((await poller.inject('/devices/pc1/status')).statusCode, 200)
+  t.equal((await poller.inject('/devices/pc1')).statusCode, 200)
+  const down = Date.now()
+  proxy.fail = { status: 400, type: 'ProvisionedThroughputExceededException' }
+  await sleep(ttl + 20)
+  t.equal((await poller.inject('/devices/pc1/status')).statusCode, 200, 'past one TTL: still answered from memory')
+  t.equal((await poller.inject('/devices/pc1')).statusCode, 200)
+  await sleep(Math.max(0, down + 2 * ttl + 50 - Date.now()))
+  for (const url of ['/devices/pc1/status', '/devices/pc1']) {
+    const res = await poller.inject(url)
+    t.equal(res.statusCode, 503, `${url} past two TTLs`)
+    t.equal(res.json().message, 'Storage is unavailable, try again shortly')
+  }
+  proxy.fail = undefined
+  t.equal((await poller.inject('/devices/pc1/status')).statusCode, 200, 'recovered')
+  t.equal((await poller.inject('/devices/pc1')).statusCode, 200)
+})
