@@ -15,11 +15,15 @@ interface Entry<V> {
   rev: string | null | undefined
   /** the page is known to match the table as it was at this time */
   at: number
+  size: number
 }
 
-export interface PageCacheOptions {
+export interface PageCacheOptions<V> {
   ttlMs: number
   revisions: RevisionSource
+  /** memory budget: the oldest pages go first when the sizes add up to more */
+  maxBytes?: number
+  sizeOf?: (value: V) => number
   maxEntries?: number
   now?: () => number
 }
@@ -41,6 +45,9 @@ function revOf (revision: Revision): string | null | undefined {
 export class PageCache<V> {
   private readonly ttlMs: number
   private readonly maxEntries: number
+  private readonly maxBytes: number
+  private readonly sizeOf: (value: V) => number
+  private bytes = 0
   private readonly now: () => number
   private readonly revisions: RevisionSource
   private readonly entries = new Map<string, Entry<V>>()
@@ -49,9 +56,11 @@ export class PageCache<V> {
   /** bumped when this process stores readings of a device: a read that started before is not kept */
   private readonly generation = new Map<string, number>()
 
-  constructor (options: PageCacheOptions) {
+  constructor (options: PageCacheOptions<V>) {
     this.ttlMs = options.ttlMs
     this.maxEntries = options.maxEntries ?? 10_000
+    this.maxBytes = options.maxBytes ?? Infinity
+    this.sizeOf = options.sizeOf ?? (() => 0)
     this.now = options.now ?? Date.now
     this.revisions = options.revisions
     // Status reads made for pollers revalidate pages for free.
@@ -104,37 +113,45 @@ export class PageCache<V> {
     }
     // Read under the revision read before it: a write that lands after that read changes it.
     const value = await load()
-    if ((this.generation.get(device) ?? 0) === gen) this.remember(device, full, { value, rev, at: revision.at })
+    if ((this.generation.get(device) ?? 0) === gen) this.remember(device, full, { value, rev, at: revision.at, size: this.sizeOf(value) })
     return value
   }
 
+  /** Keeps a page; the map's order is the order pages were read, so the oldest read goes first. */
   private remember (device: string, full: string, entry: Entry<V>): void {
-    if (this.entries.size >= this.maxEntries && !this.entries.has(full)) {
-      const oldest = this.entries.keys().next().value
-      if (oldest !== undefined) this.drop(oldest)
+    this.drop(full)
+    if (entry.size > this.maxBytes) return
+    while (this.entries.size > 0 && (this.entries.size >= this.maxEntries || this.bytes + entry.size > this.maxBytes)) {
+      this.drop(this.entries.keys().next().value as string)
     }
     this.entries.set(full, entry)
+    this.bytes += entry.size
     let keys = this.byDevice.get(device)
     if (keys === undefined) this.byDevice.set(device, keys = new Set())
     keys.add(full)
   }
 
   private drop (full: string): void {
+    const entry = this.entries.get(full)
+    if (entry === undefined) return
     this.entries.delete(full)
+    this.bytes -= entry.size
     const device = full.slice(0, full.indexOf('\u0000'))
     const keys = this.byDevice.get(device)
     keys?.delete(full)
     if (keys?.size === 0) this.byDevice.delete(device)
   }
 
+  /** What the kept pages weigh, by `sizeOf`. */
+  get size (): { entries: number, bytes: number } {
+    return { entries: this.entries.size, bytes: this.bytes }
+  }
+
   invalidate (devices: Iterable<string>): void {
     for (const device of devices) {
       if (this.generation.size >= this.maxEntries) this.generation.clear()
       this.generation.set(device, (this.generation.get(device) ?? 0) + 1)
-      const keys = this.byDevice.get(device)
-      if (keys === undefined) continue
-      for (const key of keys) this.entries.delete(key)
-      this.byDevice.delete(device)
+      for (const key of [...this.byDevice.get(device) ?? []]) this.drop(key)
     }
   }
 }

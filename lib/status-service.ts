@@ -48,7 +48,7 @@ function waiter (): Waiter {
  */
 export class StatusService {
   private readonly repository: StatusServiceOptions['repository']
-  private readonly staleAfterMs: number
+  readonly staleAfterMs: number
   readonly ttlMs: number
   private readonly maxEntries: number
   private readonly now: () => number
@@ -79,19 +79,24 @@ export class StatusService {
     return (await this.revision(device)).record
   }
 
-  /** The cached read of the device if it is younger than the TTL; otherwise as `record` does. */
-  async revision (device: string): Promise<Revision> {
+  /**
+   * The cached read of the device, synchronously, when it can be answered with: younger than the
+   * TTL, or between one and two TTLs old (a read is then started to refresh it). Otherwise undefined.
+   */
+  peek (device: string): Revision | undefined {
     const entry = this.cache.get(device)
-    if (entry !== undefined) {
-      entry.used = true
-      const age = this.now() - entry.at
-      if (age < this.ttlMs) return entry
-      const pending = this.fresh(device)
-      // Between one and two TTLs old: answer now, the read refreshes the entry behind.
-      if (age < 2 * this.ttlMs) return entry
-      return await pending
-    }
-    return await this.fresh(device)
+    if (entry === undefined) return undefined
+    entry.used = true
+    const age = this.now() - entry.at
+    if (age < this.ttlMs) return entry
+    if (age >= 2 * this.ttlMs) return undefined
+    this.fresh(device).catch(() => {}) // its failure shows on the requests that wait for one
+    return entry
+  }
+
+  /** The cached read of the device if it can be answered with (see `peek`), else a new one. */
+  async revision (device: string): Promise<Revision> {
+    return this.peek(device) ?? await this.fresh(device)
   }
 
   /** A read of the device sent from now on (or joining one already on its way). */

@@ -27,6 +27,7 @@ export const ConfigSchema = Type.Object({
   STALE_AFTER_SECONDS: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
   STATUS_CACHE_TTL_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 1000 }),
   HISTORY_CACHE_TTL_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 1000 }),
+  HISTORY_CACHE_MB: Type.Number({ exclusiveMinimum: 0, maximum: 4096, default: 32 }),
   RETENTION_DAYS: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
   SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000 })
 })

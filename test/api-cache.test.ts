@@ -191,3 +191,18 @@ t.test('DynamoDB down: cached answers for up to two TTLs, then 503s; back when i
   t.equal((await poller.inject('/devices/pc1/status')).statusCode, 200, 'recovered')
   t.equal((await poller.inject('/devices/pc1')).statusCode, 200)
 })
+
+t.test('cached pages keep to HISTORY_CACHE_MB: past it the page read longest ago goes', async t => {
+  for (const [mb, queries] of [['32', 2], ['0.008', 3]] as const) {
+    const db = await dynalite(t)
+    const proxy = await dynamoProxy(t, db.endpoint)
+    const app = await build(t, { env: { DYNAMODB_ENDPOINT: proxy.endpoint, HISTORY_CACHE_MB: mb, HISTORY_CACHE_TTL_MS: '60000', STATUS_CACHE_TTL_MS: '60000' } })
+    // Two devices, each page ~5 KB: an 8 KB budget holds one of them.
+    await app.ingest.ingest(['a1', 'a2'].flatMap(device => Array.from({ length: 20 }, (_, i) => pcReading({ device }, i + 1))))
+    app.historyCache.invalidate(['a1', 'a2']) // this process's own writes drop pages anyway; start clean
+    proxy.calls = {}
+    for (const device of ['a1', 'a2', 'a1']) t.equal((await app.inject(`/devices/${device}?limit=20`)).json().length, 20)
+    t.equal(calls(proxy, 'Query'), queries, `HISTORY_CACHE_MB=${mb}: ${queries} queries for a1, a2, a1`)
+    t.ok(app.historyCache.size.bytes <= Number(mb) * 1024 * 1024, `${app.historyCache.size.bytes} bytes kept`)
+  }
+})

@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { DeviceParamsSchema, ListQuerySchema, StatusSchema, type ListQuery } from '../../schemas/readings.js'
 import { ErrorSchema } from '../../schemas/common.js'
 import { parseTime } from '../../lib/time.js'
 import { BadRequestError, NotFoundError } from '../../lib/errors.js'
+import type { StatusRecord } from '../../lib/readings-repository.js'
 
 const errors = {
   400: Type.Ref(ErrorSchema),
@@ -30,6 +31,11 @@ function timeBounds (query: ListQuery): { from?: string, to?: string } {
 const IfNoneMatch = Type.Object({
   'if-none-match': Type.Optional(Type.String({ description: 'The ETag of a previous answer: 304 while it is still the answer' }))
 })
+
+/** Sends a body serialised earlier by the route's own serialiser. */
+async function sendJson (reply: FastifyReply, body: Buffer): Promise<FastifyReply> {
+  return await reply.type('application/json; charset=utf-8').send(body)
+}
 
 function nextLink (request: FastifyRequest, cursor: string): string {
   const url = new URL(request.url, 'http://localhost')
@@ -84,14 +90,14 @@ export default async function devices (fastifyBase: FastifyInstance) {
     const serialize = serializeList ??= reply.getSerializationFunction('200') as (items: unknown) => string
     const cached = await fastify.historyCache.get(device, `${options.limit}|${options.from ?? ''}|${options.to ?? ''}`, async () => {
       const page = await fastify.readings.listDevice(device, options)
-      const body = serialize(page.items)
+      const body = Buffer.from(serialize(page.items))
       const etag = `W/"${createHash('sha1').update(body).digest('base64url')}"`
       return page.next !== undefined ? { body, etag, link: nextLink(request, page.next) } : { body, etag }
     })
     if (cached.link !== undefined) reply.header('link', cached.link)
     reply.header('etag', cached.etag).header('cache-control', 'no-cache')
     if (request.headers['if-none-match'] === cached.etag) return await reply.code(304).send(null)
-    return await reply.type('application/json; charset=utf-8').send(cached.body)
+    return await sendJson(reply, cached.body)
   })
 
   fastify.get('/:device/status', {
@@ -109,12 +115,34 @@ export default async function devices (fastifyBase: FastifyInstance) {
       }
     }
   }, async function getDeviceStatus (request, reply) {
-    const status = await fastify.statuses.get(request.params.device)
-    if (status === null) throw new NotFoundError(`No readings for device "${request.params.device}"`)
-    // The ETag names the reading (and staleness), not the body: age_seconds changes every request.
-    const etag = `W/"${status.uuid}${status.stale ? '-stale' : ''}"`
-    reply.header('etag', etag).header('cache-control', 'no-cache')
-    if (request.headers['if-none-match'] === etag) return await reply.code(304).send(null)
-    return status
+    const { device } = request.params
+    const hit = fastify.statuses.peek(device)
+    const record = hit !== undefined ? hit.record : await fastify.statuses.record(device)
+    if (record === null) throw new NotFoundError(`No readings for device "${device}"`)
+    const answer = statusAnswer(record, reply)
+    reply.header('etag', answer.etag).header('cache-control', 'no-cache')
+    if (request.headers['if-none-match'] === answer.etag) return await reply.code(304).send(null)
+    return await sendJson(reply, answer.body)
   })
+
+  // A status answer changes with its record, with age_seconds (a tenth of a second) and with
+  // staleness: pollers within one tenth share one serialised body.
+  interface Answer { ms: number, tenth: number, stale: boolean, body: Buffer, etag: string }
+  const answers = new WeakMap<StatusRecord, Answer>()
+  let serializeStatus: ((status: unknown) => string) | undefined
+
+  function statusAnswer (record: StatusRecord, reply: FastifyReply): Answer {
+    let answer = answers.get(record)
+    const ms = answer?.ms ?? Date.parse(record.loading_datetime)
+    const age = Math.max(0, Date.now() - ms)
+    const tenth = Math.round(age / 100)
+    const stale = age > fastify.statuses.staleAfterMs
+    if (answer !== undefined && answer.tenth === tenth && answer.stale === stale) return answer
+    const status = fastify.statuses.toStatus(record)
+    const serialize = serializeStatus ??= reply.getSerializationFunction('200') as (status: unknown) => string
+    // The ETag names the reading (and staleness), not the body: age_seconds changes every tenth.
+    answer = { ms, tenth, stale, body: Buffer.from(serialize(status)), etag: `W/"${status.uuid}${status.stale ? '-stale' : ''}"` }
+    answers.set(record, answer)
+    return answer
+  }
 }
