@@ -5,7 +5,6 @@ import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
-import dynalite from 'dynalite'
 
 export interface DynamoOptions {
   mode: 'embedded' | 'endpoint' | 'aws'
@@ -36,6 +35,8 @@ export async function startEmbeddedDynamo (dataDir: string | null, port = 0): Pr
     path = join(dataDir, 'dynamodb')
     await mkdir(path, { recursive: true })
   }
+  // Loaded here, not at the top: a service on AWS or another endpoint never needs dynalite and LevelDB.
+  const { default: dynalite } = await import('dynalite')
   const server = dynalite({ path, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { AppOptions } from '../../app.js'
-import { createSensorReader } from '../../collector/reader.js'
+import type { SensorReader } from '../../collector/reader.js'
 
 // This host's collector, feeding the ingest service in-process (no Kafka needed): on by default
 // when KAFKA_BROKERS is unset, so `npm start` alone shows live readings.
@@ -11,7 +11,7 @@ export default fp(async function collector (fastify: FastifyInstance, opts: AppO
     fastify.health.register('collector', () => ({ status: 'disabled' }), { critical: false })
     return
   }
-  const reader = opts.sensorReader ?? await createSensorReader({ device: config.deviceName })
+  const reader = opts.sensorReader ?? await hostReader(config.deviceName)
   const periodMs = config.COLLECT_INTERVAL_SECONDS * 1000
   let timer: NodeJS.Timeout | undefined
   let running: Promise<void> | undefined
@@ -58,3 +58,9 @@ export default fp(async function collector (fastify: FastifyInstance, opts: AppO
   })
   fastify.log.info({ device: reader.device, kind: reader.kind, intervalSeconds: config.COLLECT_INTERVAL_SECONDS }, 'collector on')
 }, { name: 'collector', dependencies: ['ingest', 'health'] })
+
+/** This host's sensors. reader.js is loaded only here: systeminformation is large. */
+async function hostReader (device: string): Promise<SensorReader> {
+  const { createSensorReader } = await import('../../collector/reader.js')
+  return await createSensorReader({ device })
+}

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { IngestConsumer } from '../../lib/kafka/consumer.js'
+import type { IngestConsumer } from '../../lib/kafka/consumer.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -16,6 +16,11 @@ export default fp(async function kafkaConsumer (fastify: FastifyInstance) {
     fastify.health.register('kafka', () => ({ status: 'disabled' }), { critical: false })
     return
   }
+  // Loaded only here: node-rdkafka (a native addon) costs start-up time where Kafka is off.
+  const { IngestConsumer } = await import('../../lib/kafka/consumer.js').catch((err: unknown) => {
+    // The log's err.message carries the cause's message after this one.
+    throw new Error('KAFKA_BROKERS is set but the Kafka client (node-rdkafka) cannot be loaded', { cause: err })
+  })
   const consumer = new IngestConsumer({
     settings: config,
     topics: config.topics,
