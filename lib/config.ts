@@ -1,6 +1,7 @@
 import { hostname } from 'node:os'
 import { resolve } from 'node:path'
-import envSchema from 'env-schema'
+import type { TSchema } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
 import { ConfigSchema, type RawConfig } from '../schemas/config.js'
 
 export interface Config extends RawConfig {
@@ -28,21 +29,35 @@ export function deviceNameFromHost (host = hostname()): string {
   return cleaned === '' ? 'localhost' : cleaned
 }
 
+/** What a setting must be, from its schema, in the words an operator reads. */
+function explain (schema: TSchema | undefined, fallback: string): string {
+  const s = schema as (TSchema & { anyOf?: Array<{ const?: unknown }>, pattern?: string, minimum?: number, maximum?: number, exclusiveMinimum?: number }) | undefined
+  if (s?.anyOf?.every(b => b.const !== undefined) === true) return `must be one of ${s.anyOf.map(b => String(b.const)).join(', ')}`
+  if (s?.pattern !== undefined) return `must match ${s.pattern}`
+  if (s?.type === 'integer' || s?.type === 'number') {
+    const what = s.type === 'integer' ? 'an integer' : 'a number'
+    const high = s.maximum !== undefined ? ` and at most ${s.maximum}` : ''
+    if (s.minimum !== undefined) return `must be ${what} from ${s.minimum}${s.maximum !== undefined ? ` to ${s.maximum}` : ''}`
+    if (s.exclusiveMinimum !== undefined) return `must be ${what} above ${s.exclusiveMinimum}${high}`
+    return `must be ${what}${s.maximum !== undefined ? ` of at most ${s.maximum}` : ''}`
+  }
+  return fallback.charAt(0).toLowerCase() + fallback.slice(1)
+}
+
 export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   const data: Record<string, string> = {}
   for (const key of Object.keys(ConfigSchema.properties)) {
     const value = env[key]
     if (value !== undefined && value.trim() !== '') data[key] = value.trim()
   }
-  let raw: RawConfig
-  try {
-    raw = envSchema<RawConfig>({ schema: structuredClone(ConfigSchema), data, env: false, dotenv: false })
-  } catch (err) {
-    const first = (err as { errors?: Array<{ instancePath: string, message?: string }> }).errors?.[0]
-    if (first === undefined) throw new ConfigError(`Invalid configuration: ${(err as Error).message}`)
-    const key = first.instancePath.replace(/^\//, '')
+  // Defaults, then strings to the schema's numbers, then the check (TypeBox, as the device models:
+  // cheaper to start than an Ajv instance of its own).
+  const raw = Value.Convert(ConfigSchema, Value.Default(ConfigSchema, data)) as RawConfig
+  const error = Value.Errors(ConfigSchema, raw).First()
+  if (error !== undefined) {
+    const key = error.path.replace(/^\//, '')
     const got = key in data ? ` (got "${key.includes('PASSWORD') ? '***' : data[key]}")` : ''
-    throw new ConfigError(`Invalid configuration: ${key} ${first.message ?? 'is invalid'}${got}`)
+    throw new ConfigError(`Invalid configuration: ${key} ${explain(ConfigSchema.properties[key as keyof RawConfig], error.message)}${got}`)
   }
 
   const kafkaEnabled = raw.KAFKA_BROKERS !== undefined && raw.ROLE !== 'api'
