@@ -1,5 +1,22 @@
-import { Type, type Static } from '@sinclair/typebox'
+import { Type, type Static, type TOptional, type TSchema } from '@sinclair/typebox'
 import { DeviceIdSchema, PcSensorFields, RaspberrySensorFields, ReadingBaseFields } from './devices.js'
+
+type StoredField<F> = F extends TOptional<infer U> ? U extends { anyOf: Array<infer B> } ? TOptional<Exclude<B, { type: 'null' }> & TSchema> : F : F
+
+/**
+ * A device model's sensor fields as stored and served: ingest drops nulls (a sensor the host lacks
+ * is absent), so a stored field is the non-null branch with the model's description and example.
+ * Plain types also serialise without the per-field branch tests an `anyOf` costs.
+ */
+function stored<T extends Record<string, TSchema>> (fields: T): { [K in keyof T]: StoredField<T[K]> } {
+  const out: Record<string, TSchema> = {}
+  for (const [name, field] of Object.entries(fields)) {
+    const { anyOf, description, examples } = field as TSchema & { anyOf: TSchema[] }
+    const branch = anyOf.find(b => b.type !== 'null')!
+    out[name] = Type.Optional({ ...branch, description, examples } as TSchema)
+  }
+  return out as { [K in keyof T]: StoredField<T[K]> }
+}
 
 export const ThrottledFlagsSchema = Type.Object({
   under_voltage: Type.Boolean({ description: 'bit 0: under-voltage now' }),
@@ -14,7 +31,7 @@ export const ThrottledFlagsSchema = Type.Object({
 export type ThrottledFlags = Static<typeof ThrottledFlagsSchema>
 
 export const PredictionFields = {
-  prediction: Type.Union([Type.Literal(0), Type.Literal(1)], { description: '1 when the device was predicted stressed (throttling or burning out)' }),
+  prediction: Type.Unsafe<0 | 1>({ type: 'integer', enum: [0, 1], description: '1 when the device was predicted stressed (throttling or burning out)' }),
   probability: Type.Number({ minimum: 0, maximum: 1, description: 'Probability that the device is stressed' })
 }
 
@@ -22,9 +39,9 @@ export const PredictionFields = {
 // and a flat object serialises much faster than a union.
 export const ReadingSchema = Type.Object({
   ...ReadingBaseFields,
-  kind: Type.Union([Type.Literal('pc'), Type.Literal('raspberry')], { description: 'Device kind' }),
-  ...PcSensorFields,
-  ...RaspberrySensorFields,
+  kind: Type.Unsafe<'pc' | 'raspberry'>({ type: 'string', enum: ['pc', 'raspberry'], description: 'Device kind' }),
+  ...stored(PcSensorFields),
+  ...stored(RaspberrySensorFields),
   throttled_flags: Type.Optional(Type.Ref(ThrottledFlagsSchema)),
   ...PredictionFields
 }, {
