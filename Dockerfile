@@ -43,7 +43,17 @@ RUN npm run build \
         node_modules/node-rdkafka/build/Release/obj.target \
         node_modules/node-rdkafka/build/deps/include \
         node_modules/node-rdkafka/build/deps/*.a \
-    && node -e "const k=require('node-rdkafka');for(const f of ['ssl','sasl_plain','sasl_scram'])if(!k.features.includes(f))throw new Error('librdkafka lacks '+f);console.log('librdkafka',k.librdkafkaVersion,k.features.join(','))"
+    && node -e "const k=require('node-rdkafka');for(const f of ['ssl','sasl_plain','sasl_scram'])if(!k.features.includes(f))throw new Error('librdkafka lacks '+f);console.log('librdkafka',k.librdkafkaVersion,k.features.join(','))" \
+    && mkdir .compile-cache \
+    && chown 1000:1000 .compile-cache
+
+# Node's compile cache of every module the service loads, made by the runtime's user (Node keeps
+# one per uid) over the very files the runtime stage copies: a new container's first start is as
+# fast as a restart (~0.3 s less on Node 24). Read-only at runtime (hence a+r: Node writes 0600),
+# relative to WORKDIR; unused if the two stages' Node versions differ.
+USER 1000:1000
+RUN NODE_COMPILE_CACHE=.compile-cache node scripts/warm-compile-cache.mjs \
+    && chmod -R a+rX .compile-cache
 
 FROM node:26-bookworm-slim AS runtime
 
@@ -64,13 +74,15 @@ WORKDIR /app
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=3000 \
-    DATA_DIR=/app/data
+    DATA_DIR=/app/data \
+    NODE_COMPILE_CACHE=.compile-cache
 
 # Application files stay owned by root: the service cannot rewrite its own code.
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/models ./models
+COPY --from=build /app/.compile-cache ./.compile-cache
 
 # The base image's unprivileged "node" user, by id (lets runAsNonRoot-style checks verify it).
 USER 1000:1000

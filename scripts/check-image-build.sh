@@ -282,6 +282,12 @@ node -e '
     console.log("copied " + src + " -> " + dest)
   }' "$work/runtime.json" "$work/app" "$work/runtime"
 echo "runtime /app: $(du -sh "$work/runtime" | cut -f1) (node_modules $(du -sh "$work/runtime/node_modules" | cut -f1))"
+# The build stage's compile cache (Node >= 22.8): one directory per Node version and uid, not empty.
+if node -e 'process.exit(typeof require("node:module").flushCompileCache === "function" ? 0 : 1)'; then
+  entries="$(find "$work/runtime/.compile-cache" -type f 2>/dev/null | wc -l)"
+  [[ $entries -gt 100 ]] || fail "the compile cache holds $entries files: the warm-up did not fill it"
+  echo "compile cache: $entries entries ($(du -sh "$work/runtime/.compile-cache" | cut -f1))"
+fi
 
 # Every library librdkafka and the addon link must come from a package the runtime stage
 # installs, or from libc/libstdc++ that node itself needs (present in the slim base).

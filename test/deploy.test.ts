@@ -509,6 +509,27 @@ t.test('terraform validate', { skip: process.env.TF_VALIDATE === '1' ? false : '
   t.equal(validate.status, 0, `${binary} validate\n${validate.stdout}${validate.stderr}`)
 })
 
+t.test('Dockerfile: a compile cache made by the runtime\'s user in the build stage, read by the runtime', async t => {
+  const stages = dockerStages(await readFile(join(root, 'Dockerfile'), 'utf8'))
+  const build = stages.slice(0, -1).flat()
+  const final = stages.at(-1) ?? []
+  const warm = build.findIndex(i => i.op === 'RUN' && /warm-compile-cache\.mjs/.test(i.args))
+  t.ok(warm >= 0, 'the build stage runs scripts/warm-compile-cache.mjs')
+  const dir = /NODE_COMPILE_CACHE=(\S+)/.exec(build[warm]?.args ?? '')?.[1]
+  t.ok(dir !== undefined, 'into NODE_COMPILE_CACHE')
+  t.match(build[warm]?.args ?? '', new RegExp(`chmod -R a\\+rX ${dir ?? ''}`), 'made readable (Node writes its cache files 0600)')
+  const buildUser = build.slice(0, warm).filter(i => i.op === 'USER').at(-1)?.args
+  const runtimeUser = final.filter(i => i.op === 'USER').at(-1)?.args
+  t.equal(buildUser?.split(':')[0], runtimeUser?.split(':')[0], 'as the runtime\'s uid (Node keeps one cache per uid)')
+  t.ok(build.findIndex(i => i.op === 'RUN' && /npm prune --omit=dev/.test(i.args)) < warm, 'after npm prune: over the very files the runtime copies')
+  const copy = final.find(i => i.op === 'COPY' && i.args.includes('--from=build') && i.args.includes(`/app/${dir ?? ''}`))
+  t.ok(copy !== undefined, 'the runtime stage copies it')
+  t.notMatch(copy?.args ?? '', /--chown/, 'root-owned at runtime: the service cannot rewrite it')
+  const env = final.filter(i => i.op === 'ENV').map(i => i.args).join(' ')
+  t.match(env, new RegExp(`NODE_COMPILE_CACHE=${dir ?? ''}\\b`), 'and points NODE_COMPILE_CACHE at it')
+  t.equal(final.filter(i => i.op === 'WORKDIR').at(-1)?.args, '/app', 'relative to WORKDIR /app, as in the build stage')
+})
+
 t.test('Dockerfile: multi-stage, non-root, port 3000, /health check, node dist/server.js', async t => {
   const text = await readFile(join(root, 'Dockerfile'), 'utf8')
   const stages = dockerStages(text)
