@@ -440,9 +440,14 @@ function assertPortFree (host, port, what) {
   })
 }
 
-function newClusterId () {
-  // Kafka Uuid: 16 random bytes, URL-safe base64 without padding (22 chars)
-  return randomBytes(16).toString('base64url')
+export function newClusterId () {
+  // Kafka Uuid: 16 random bytes, URL-safe base64 without padding (22 chars). Like Kafka's own
+  // Uuid.randomUuid, never one starting with "-": the storage tool's argument parser would take
+  // it for an option (1 run in 64 failed with "--cluster-id: expected one argument").
+  for (;;) {
+    const id = randomBytes(16).toString('base64url')
+    if (!id.startsWith('-')) return id
+  }
 }
 
 // JVM options: small heap, serial GC (2 cores). fastStartup: C1 JIT only, which starts the

@@ -76,3 +76,10 @@ t.test('produce to a fresh topic and consume the message back', { skip: !brokers
   t.equal(message.partition, report.partition, 'same partition as delivered')
   t.equal(message.offset, report.offset, 'same offset as delivered')
 })
+
+t.test('cluster ids are Kafka Uuids the storage tool takes: 22 base64url characters, never a leading "-"', async (t) => {
+  const { newClusterId } = await import(new URL('../../scripts/kafka-broker.mjs', import.meta.url).href) as { newClusterId: () => string }
+  const ids = Array.from({ length: 5000 }, () => newClusterId())
+  t.ok(ids.every(id => /^[A-Za-z0-9_][A-Za-z0-9_-]{21}$/.test(id)), '5,000 ids (one in 64 random ones would start with "-")')
+  t.equal(new Set(ids).size, ids.length, 'all different')
+})
