@@ -49,7 +49,7 @@ function waiter (): Waiter {
 export class StatusService {
   private readonly repository: StatusServiceOptions['repository']
   readonly staleAfterMs: number
-  readonly ttlMs: number
+  private readonly ttlMs: number
   private readonly maxEntries: number
   private readonly now: () => number
   private readonly onRefreshError: (err: unknown) => void
@@ -183,11 +183,6 @@ export class StatusService {
       if (entry !== undefined) entry.record = record
       else this.cache.set(r.device, { record, at: this.now(), used: false })
     }
-  }
-
-  async get (device: string): Promise<Status | null> {
-    const record = await this.record(device)
-    return record === null ? null : this.toStatus(record)
   }
 
   toStatus (record: StatusRecord): Status {
