@@ -17,9 +17,9 @@ import { fileURLToPath } from 'node:url'
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { DeleteTableCommand } from '@aws-sdk/client-dynamodb'
-import { BatchWriteCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
+import { BatchWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
 import { createDynamo, type Dynamo } from '../lib/dynamo/client.js'
-import { createTable } from '../lib/dynamo/table.js'
+import { createTable, deviceReadingPages } from '../lib/dynamo/table.js'
 import { ReadingsRepository } from '../lib/readings-repository.js'
 import type { Reading } from '../schemas/readings.js'
 import { ConfigSchema } from '../schemas/config.js'
@@ -119,18 +119,7 @@ function median (xs: number[]): number {
 async function countReadings (doc: DynamoDBDocumentClient, table: string, devices: string[]): Promise<number> {
   let total = 0
   await mapLimit(devices, 8, async device => {
-    let start: Record<string, unknown> | undefined
-    do {
-      const out = await doc.send(new QueryCommand({
-        TableName: table,
-        KeyConditionExpression: 'device = :d AND sk BETWEEN :lo AND :hi',
-        ExpressionAttributeValues: { ':d': device, ':lo': '0', ':hi': '9' },
-        Select: 'COUNT',
-        ExclusiveStartKey: start
-      }))
-      total += out.Count ?? 0
-      start = out.LastEvaluatedKey
-    } while (start !== undefined)
+    for await (const page of deviceReadingPages(doc, table, device, { count: true })) total += page.count
   })
   return total
 }

@@ -4,7 +4,7 @@ import { ConditionalCheckFailedException, DescribeTableCommand } from '@aws-sdk/
 import { BatchGetCommand, BatchWriteCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
 import type { Reading, ThrottledFlags } from '../schemas/readings.js'
 import { DEVICE_ID_PATTERN } from '../schemas/devices.js'
-import { ALL_INDEX, STATUS_SK, TTL_ATTRIBUTE, readingSk } from './dynamo/table.js'
+import { ALL_INDEX, READING_SK_RANGE, STATUS_SK, TTL_ATTRIBUTE, readingSk } from './dynamo/table.js'
 import { InvalidCursorError, StorageUnavailableError } from './errors.js'
 
 export interface StatusRecord {
@@ -97,10 +97,9 @@ function decodeCursor (cursor: string, device?: string): { device: string, sk: s
 }
 
 function bounds (options: ListOptions): { lo: string, hi: string } {
-  // Reading sort keys start with the ISO time; "status" sorts after "9" and so is never in range.
   return {
-    lo: options.from ?? '0',
-    hi: options.to !== undefined ? `${options.to}#~` : '9'
+    lo: options.from ?? READING_SK_RANGE.lo,
+    hi: options.to !== undefined ? `${options.to}#~` : READING_SK_RANGE.hi
   }
 }
 

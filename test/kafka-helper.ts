@@ -5,7 +5,8 @@ import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import rdkafka from 'node-rdkafka'
-import { QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
+import { deviceReadingPages } from '../lib/dynamo/table.js'
 
 interface Teardown { teardown: (fn: () => unknown) => void }
 
@@ -84,17 +85,7 @@ export async function committedTotal (topic: string, group: string, partitions =
 export async function storedReadings (doc: DynamoDBDocumentClient, table: string, devices: string[]): Promise<Array<Record<string, unknown>>> {
   const items: Array<Record<string, unknown>> = []
   for (const device of devices) {
-    let start: Record<string, unknown> | undefined
-    do {
-      const out = await doc.send(new QueryCommand({
-        TableName: table,
-        KeyConditionExpression: 'device = :d AND sk BETWEEN :lo AND :hi',
-        ExpressionAttributeValues: { ':d': device, ':lo': '0', ':hi': '9' },
-        ExclusiveStartKey: start
-      }))
-      items.push(...(out.Items ?? []))
-      start = out.LastEvaluatedKey
-    } while (start !== undefined)
+    for await (const page of deviceReadingPages(doc, table, device)) items.push(...page.items)
   }
   return items
 }

@@ -2,6 +2,7 @@ import {
   CreateTableCommand, DescribeTableCommand, ResourceNotFoundException, UpdateTimeToLiveCommand, waitUntilTableExists,
   type DynamoDBClient
 } from '@aws-sdk/client-dynamodb'
+import { QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
 
 // Key design (docs/adr/0002-table-key-design.md):
 //   readings:  device (hash) + sk = `<ISO time>#<uuid>` (range)  -> one device's readings in time order
@@ -15,6 +16,31 @@ export const TTL_ATTRIBUTE = 'expires_at'
 
 export function readingSk (iso: string, uuid: string): string {
   return `${iso}#${uuid.toLowerCase()}`
+}
+
+/** Every reading sort key lies in this range: they start with the ISO time, and "status" sorts after "9". */
+export const READING_SK_RANGE = { lo: '0', hi: '9' } as const
+
+/**
+ * Every page of one device's reading items (its status excluded), oldest first, following
+ * `LastEvaluatedKey`; `count` asks DynamoDB for the number of items only. For checks and the
+ * bench: the service's own reads page by cursor instead.
+ */
+export async function * deviceReadingPages (
+  doc: DynamoDBDocumentClient, table: string, device: string, { count = false } = {}
+): AsyncGenerator<{ items: Array<Record<string, unknown>>, count: number }> {
+  let start: Record<string, unknown> | undefined
+  do {
+    const out = await doc.send(new QueryCommand({
+      TableName: table,
+      KeyConditionExpression: 'device = :d AND sk BETWEEN :lo AND :hi',
+      ExpressionAttributeValues: { ':d': device, ':lo': READING_SK_RANGE.lo, ':hi': READING_SK_RANGE.hi },
+      ...(count ? { Select: 'COUNT' as const } : {}),
+      ExclusiveStartKey: start
+    }))
+    yield { items: out.Items ?? [], count: out.Count ?? 0 }
+    start = out.LastEvaluatedKey
+  } while (start !== undefined)
 }
 
 export async function createTable (client: DynamoDBClient, table: string): Promise<void> {
