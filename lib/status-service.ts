@@ -48,7 +48,7 @@ function waiter (): Waiter {
  */
 export class StatusService {
   private readonly repository: StatusServiceOptions['repository']
-  readonly staleAfterMs: number
+  private readonly staleAfterMs: number
   private readonly ttlMs: number
   private readonly maxEntries: number
   private readonly now: () => number
@@ -185,9 +185,15 @@ export class StatusService {
     }
   }
 
-  toStatus (record: StatusRecord): Status {
-    const ageMs = Math.max(0, this.now() - Date.parse(record.loading_datetime))
-    const stale = ageMs > this.staleAfterMs
+  /** How old a reading taken at `takenMs` is now, in tenths of a second (the answers' resolution), and whether that is stale. */
+  age (takenMs: number): { tenths: number, stale: boolean } {
+    const ageMs = Math.max(0, this.now() - takenMs)
+    return { tenths: Math.round(ageMs / 100), stale: ageMs > this.staleAfterMs }
+  }
+
+  /** `age`: the record's, when the caller has just computed it (so the answer matches it). */
+  toStatus (record: StatusRecord, age = this.age(Date.parse(record.loading_datetime))): Status {
+    const { tenths, stale } = age
     const stressed = record.prediction === 1
     const status: Status = {
       msg: stale ? StatusMessage.stale : stressed ? StatusMessage.stressed : StatusMessage.ok,
@@ -197,7 +203,7 @@ export class StatusService {
       probability: record.probability,
       loading_datetime: record.loading_datetime,
       uuid: record.uuid,
-      age_seconds: Math.round(ageMs / 100) / 10,
+      age_seconds: tenths / 10,
       stale
     }
     if (record.throttled_flags !== undefined) status.throttled_flags = record.throttled_flags

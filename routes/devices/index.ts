@@ -127,21 +127,20 @@ export default async function devices (fastifyBase: FastifyInstance) {
 
   // A status answer changes with its record, with age_seconds (a tenth of a second) and with
   // staleness: pollers within one tenth share one serialised body.
-  interface Answer { ms: number, tenth: number, stale: boolean, body: Buffer, etag: string }
+  interface Answer { ms: number, tenths: number, stale: boolean, body: Buffer, etag: string }
   const answers = new WeakMap<StatusRecord, Answer>()
   let serializeStatus: ((status: unknown) => string) | undefined
 
   function statusAnswer (record: StatusRecord, reply: FastifyReply): Answer {
     let answer = answers.get(record)
     const ms = answer?.ms ?? Date.parse(record.loading_datetime)
-    const age = Math.max(0, Date.now() - ms)
-    const tenth = Math.round(age / 100)
-    const stale = age > fastify.statuses.staleAfterMs
-    if (answer !== undefined && answer.tenth === tenth && answer.stale === stale) return answer
-    const status = fastify.statuses.toStatus(record)
+    const age = fastify.statuses.age(ms)
+    const { tenths, stale } = age
+    if (answer !== undefined && answer.tenths === tenths && answer.stale === stale) return answer
+    const status = fastify.statuses.toStatus(record, age)
     const serialize = serializeStatus ??= reply.getSerializationFunction('200') as (status: unknown) => string
     // The ETag names the reading (and staleness), not the body: age_seconds changes every tenth.
-    answer = { ms, tenth, stale, body: Buffer.from(serialize(status)), etag: `W/"${status.uuid}${status.stale ? '-stale' : ''}"` }
+    answer = { ms, tenths, stale, body: Buffer.from(serialize(status)), etag: `W/"${status.uuid}${status.stale ? '-stale' : ''}"` }
     answers.set(record, answer)
     return answer
   }
