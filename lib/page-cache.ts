@@ -7,6 +7,8 @@ export interface RevisionSource {
   /** a read sent from now on (or already on its way) */
   fresh: (device: string) => Promise<Revision>
   onRead: (listener: (device: string, revision: Revision) => void) => void
+  /** an answer was given from what the device's last read validated: keep that read up to date */
+  touch: (device: string) => void
 }
 
 interface Entry<V> {
@@ -80,6 +82,8 @@ export class PageCache<V> {
     const full = `${device}\u0000${key}`
     const hit = this.entries.get(full)
     if (hit === undefined) return await this.refresh(device, full, load)
+    // in use: the device's status is refreshed ahead with the others' (one read for all pages in use)
+    this.revisions.touch(device)
     const age = this.now() - hit.at
     if (age < this.ttlMs) return hit.value
     const pending = this.refresh(device, full, load)
@@ -101,9 +105,11 @@ export class PageCache<V> {
 
   private async revalidate (device: string, full: string, load: () => Promise<V>): Promise<V> {
     const gen = this.generation.get(device) ?? 0
+    // Taken before the wait: a read that lands meanwhile moves the page's `at` to its own.
+    const validatedAt = this.entries.get(full)?.at
     let revision = await this.revisions.revision(device)
-    const before = this.entries.get(full)
-    if (before !== undefined && revision.at <= before.at) revision = await this.revisions.fresh(device)
+    // The very read the page was validated with (answered while a new one is on its way): wait for that one.
+    if (validatedAt !== undefined && revision.at <= validatedAt) revision = await this.revisions.fresh(device)
     const rev = revOf(revision)
     const entry = this.entries.get(full)
     const same = (this.generation.get(device) ?? 0) === gen

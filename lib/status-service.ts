@@ -19,8 +19,12 @@ export interface Revision {
 }
 
 interface Entry extends Revision {
-  /** asked for since it was read: only entries somebody uses are refreshed ahead of time */
-  used: boolean
+  /**
+   * when it was last asked for (0: not since the device was first read). Entries asked for within
+   * the last TTL are in use and refreshed ahead of time; the mark outlives a refresh, so a read
+   * that takes long does not make the entries it refreshes look unused.
+   */
+  usedAt: number
 }
 
 interface Waiter {
@@ -86,12 +90,22 @@ export class StatusService {
   peek (device: string): Revision | undefined {
     const entry = this.cache.get(device)
     if (entry === undefined) return undefined
-    entry.used = true
-    const age = this.now() - entry.at
+    const now = this.now()
+    entry.usedAt = now
+    const age = now - entry.at
     if (age < this.ttlMs) return entry
     if (age >= 2 * this.ttlMs) return undefined
     this.fresh(device).catch(() => {}) // its failure shows on the requests that wait for one
     return entry
+  }
+
+  /**
+   * Marks the device's cached read as in use without answering from it (a history page it
+   * validated was): entries in use are refreshed ahead, together, in the next batched read.
+   */
+  touch (device: string): void {
+    const entry = this.cache.get(device)
+    if (entry !== undefined) entry.usedAt = this.now()
   }
 
   /** The cached read of the device if it can be answered with (see `peek`), else a new one. */
@@ -125,7 +139,7 @@ export class StatusService {
         const age = now - entry.at
         if (age < this.ttlMs / 2) break
         if (batch.has(device) || this.inflight.has(device)) continue
-        if (entry.used) batch.set(device, waiter())
+        if (now - entry.usedAt < this.ttlMs) batch.set(device, waiter())
         else if (age >= 2 * this.ttlMs) this.cache.delete(device) // unused and too old to answer with
       }
     }
@@ -159,7 +173,7 @@ export class StatusService {
       const oldest = this.cache.keys().next().value
       if (oldest !== undefined) this.cache.delete(oldest)
     }
-    const entry: Entry = { record, at, used: false }
+    const entry: Entry = { record, at, usedAt: current?.usedAt ?? 0 }
     this.cache.set(device, entry)
     return entry
   }
@@ -181,7 +195,7 @@ export class StatusService {
         ...(r.throttled_flags !== undefined ? { throttled_flags: r.throttled_flags } : {})
       }
       if (entry !== undefined) entry.record = record
-      else this.cache.set(r.device, { record, at: this.now(), used: false })
+      else this.cache.set(r.device, { record, at: this.now(), usedAt: 0 })
     }
   }
 

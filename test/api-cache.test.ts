@@ -70,6 +70,45 @@ t.test('pollers of many devices cost one batched read per TTL, and see new readi
   t.equal(uuid, newer.uuid, 'another task\'s reading shows within two TTLs')
 })
 
+t.test('history pollers of many devices cost one batched revalidation per TTL, and no query while nothing changes', async t => {
+  const ttl = 300
+  const { writer, poller, proxy } = await pair(t, ttl)
+  const devices = Array.from({ length: 40 }, (_, i) => `hist${i}`)
+  await writer.ingest.ingest(devices.flatMap(device => [pcReading({ device }, 2), pcReading({ device }, 1)]))
+  // First pages read in four groups over a TTL: the groups' pages and statuses have their own ages.
+  for (let g = 0; g < 4; g++) {
+    const cold = await Promise.all(devices.slice(g * 10, g * 10 + 10).map(d => poller.inject(`/devices/${d}?limit=10`)))
+    t.ok(cold.every(a => a.statusCode === 200 && a.json().length === 2))
+    await sleep(ttl / 4)
+  }
+  t.equal(calls(proxy, 'Query'), 40, 'one query per device for the first pages')
+  let requests = 0
+  let wrong = 0
+  async function poll (ms: number): Promise<void> {
+    const deadline = Date.now() + ms
+    await Promise.all(Array.from({ length: 8 }, async (_, worker) => {
+      for (let i = worker; Date.now() < deadline; i++) {
+        const res = await poller.inject(`/devices/${devices[i % devices.length]!}?limit=10`)
+        requests++
+        if (res.statusCode !== 200) wrong++
+        if (i % 7 === 0) await sleep(1)
+      }
+    }))
+  }
+  // Two TTLs to fall in step, then the steady state.
+  await poll(2 * ttl)
+  proxy.calls = {}
+  const started = Date.now()
+  await poll(5 * ttl)
+  const elapsed = Date.now() - started
+  const batches = calls(proxy, 'BatchGetItem')
+  t.equal(wrong, 0, `${requests} answers, all 200`)
+  t.equal(calls(proxy, 'Query'), 0, 'nothing changed: no query')
+  // Pages in use are revalidated together with the statuses, once a TTL (plus the read's own time).
+  t.ok(batches <= Math.ceil(elapsed / ttl) + 2, `${batches} BatchGetItem calls in ${elapsed} ms for 40 histories`)
+  t.ok(batches >= 2, 'revalidated')
+})
+
 t.test('an unchanged history is revalidated without a query; newer and late readings show within two TTLs', async t => {
   const ttl = 200
   const { writer, poller, proxy } = await pair(t, ttl)
