@@ -129,13 +129,17 @@ export function rssBytes (pid: number): number | undefined {
   }
 }
 
-/** user + system CPU seconds of a process, or undefined off Linux */
-export function cpuSeconds (pid: number): number | undefined {
+/**
+ * user + system CPU seconds of a process, or undefined off Linux; `withChildren`: plus those of
+ * its children that have ended (and been waited for)
+ */
+export function cpuSeconds (pid: number, withChildren = false): number | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
     // fields after the command name (which may hold spaces), numbered from 3
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND
+    const own = Number(fields[11]) + Number(fields[12])
+    return (withChildren ? own + Number(fields[13]) + Number(fields[14]) : own) / TICKS_PER_SECOND
   } catch {
     return undefined
   }
@@ -162,8 +166,9 @@ export class CpuMeter {
   private readonly startedAt = performance.now()
   private readonly machineStart = machineBusySeconds()
   private readonly runnerStart = cpuSeconds(process.pid)
-  constructor (private readonly pids: Record<string, number>) {
-    for (const [name, pid] of Object.entries(pids)) this.start.set(name, cpuSeconds(pid))
+  /** `withChildren`: names of processes whose ended children count as theirs (the load's wrk) */
+  constructor (private readonly pids: Record<string, number>, private readonly withChildren: ReadonlySet<string> = new Set()) {
+    for (const [name, pid] of Object.entries(pids)) this.start.set(name, cpuSeconds(pid, withChildren.has(name)))
   }
 
   read (): Record<string, number> {
@@ -172,7 +177,7 @@ export class CpuMeter {
     let ours = 0
     for (const [name, pid] of Object.entries({ ...this.pids, runner: process.pid })) {
       const a = name === 'runner' ? this.runnerStart : this.start.get(name)
-      const b = cpuSeconds(pid)
+      const b = cpuSeconds(pid, this.withChildren.has(name))
       if (a !== undefined && b !== undefined && seconds > 0) {
         out[name] = Math.round((b - a) / seconds * 100)
         ours += b - a

