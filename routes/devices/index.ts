@@ -114,16 +114,24 @@ export default async function devices (fastifyBase: FastifyInstance) {
         ...errors
       }
     }
-  }, async function getDeviceStatus (request, reply) {
+  }, function getDeviceStatus (request, reply) {
     const { device } = request.params
+    // Not async: a status in memory (the pollers' case) is answered without a promise.
     const hit = fastify.statuses.peek(device)
-    const record = hit !== undefined ? hit.record : await fastify.statuses.record(device)
+    if (hit !== undefined) {
+      sendStatus(request, reply, device, hit.record)
+      return
+    }
+    return fastify.statuses.record(device).then(record => { sendStatus(request, reply, device, record) })
+  })
+
+  function sendStatus (request: FastifyRequest, reply: FastifyReply, device: string, record: StatusRecord | null): void {
     if (record === null) throw new NotFoundError(`No readings for device "${device}"`)
     const answer = statusAnswer(record, reply)
     reply.header('etag', answer.etag).header('cache-control', 'no-cache')
-    if (request.headers['if-none-match'] === answer.etag) return await reply.code(304).send(null)
-    return await sendJson(reply, answer.body)
-  })
+    if (request.headers['if-none-match'] === answer.etag) reply.code(304).send(null)
+    else reply.type('application/json; charset=utf-8').send(answer.body)
+  }
 
   // A status answer changes with its record, with age_seconds (a tenth of a second) and with
   // staleness: pollers within one tenth share one serialised body.
