@@ -1,5 +1,6 @@
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { gunzipSync } from 'node:zlib'
 import { GetCommand } from '@aws-sdk/lib-dynamodb'
 import { build, dynalite, dynamoClient, dynamoProxy, pcReading, uniqueTable } from './helper.js'
 
@@ -189,6 +190,44 @@ t.test('history first pages carry an ETag: 304 until a reading of the device is 
   const next = await poller.inject(`/devices/pc1?limit=1&cursor=${cursor}`)
   t.equal(next.statusCode, 200)
   t.equal(next.headers.etag, undefined, 'pages behind a cursor are read once, without an ETag')
+})
+
+t.test('history first pages are sent gzip-coded to clients that accept it, and as before to the others', async t => {
+  const db = await dynalite(t)
+  const app = await build(t, { env: { DYNAMODB_ENDPOINT: db.endpoint } })
+  await app.ingest.ingest(Array.from({ length: 30 }, (_, i) => pcReading({}, i + 1)))
+  const url = '/devices/pc1?limit=20'
+  const plain = await app.inject(url)
+  t.equal(plain.statusCode, 200)
+  t.equal(plain.json().length, 20)
+  t.equal(plain.headers['content-encoding'], undefined, 'no Accept-Encoding: identity, as before')
+  t.equal(plain.headers.vary, 'accept-encoding')
+  for (const accept of ['gzip', 'gzip, deflate, br', 'br;q=1.0, gzip;q=0.8', '*', 'x-gzip', 'GZIP;Q=0.5', 'deflate;q=0, gzip']) {
+    const res = await app.inject({ url, headers: { 'accept-encoding': accept } })
+    t.equal(res.statusCode, 200)
+    t.equal(res.headers['content-encoding'], 'gzip', `"${accept}": gzip`)
+    t.equal(gunzipSync(res.rawPayload).toString(), plain.body, `"${accept}": the same JSON`)
+    t.ok(res.rawPayload.length * 3 < plain.rawPayload.length, `"${accept}": ${res.rawPayload.length} bytes instead of ${plain.rawPayload.length}`)
+    t.equal(Number(res.headers['content-length']), res.rawPayload.length)
+    t.equal(res.headers.etag, plain.headers.etag, 'the same (weak) ETag')
+    t.equal(res.headers.vary, 'accept-encoding')
+    t.equal(res.headers.link, plain.headers.link)
+  }
+  for (const accept of ['gzip;q=0', 'br, deflate', 'identity', '*;q=0', 'gzip;q=0, *', 'gzip;q=abc', '']) {
+    const res = await app.inject({ url, headers: { 'accept-encoding': accept } })
+    t.equal(res.headers['content-encoding'], undefined, `"${accept}": identity`)
+    t.equal(res.body, plain.body)
+  }
+  const notModified = await app.inject({ url, headers: { 'accept-encoding': 'gzip', 'if-none-match': plain.headers.etag as string } })
+  t.equal(notModified.statusCode, 304, 'If-None-Match still answers 304')
+  t.equal(notModified.rawPayload.length, 0)
+  const small = await app.inject({ url: '/devices/pc1?limit=1', headers: { 'accept-encoding': 'gzip' } })
+  t.equal(small.headers['content-encoding'], undefined, 'a page under 1 KB is sent as it is')
+  t.equal(small.json().length, 1)
+  const next = /<([^>]+)>/.exec(plain.headers.link as string)![1]!
+  const behindCursor = await app.inject({ url: next, headers: { 'accept-encoding': 'gzip' } })
+  t.equal(behindCursor.headers['content-encoding'], undefined, 'pages behind a cursor are not cached, nor compressed')
+  t.equal(behindCursor.json().length, 10)
 })
 
 t.test('status reads DynamoDB leaves unprocessed (throttling) are asked for again', async t => {
