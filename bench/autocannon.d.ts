@@ -1,7 +1,7 @@
 // autocannon ships no types; the bench uses only this much of its API.
 declare module 'autocannon' {
   interface AutocannonClient {
-    setRequests: (requests: Array<{ method?: string, path: string }>) => void
+    setRequests: (requests: Array<{ method?: string, path: string, headers?: Record<string, string> }>) => void
   }
   interface Histogram {
     average: number
@@ -32,7 +32,8 @@ declare module 'autocannon' {
     duration?: number
     pipelining?: number
     timeout?: number
-    requests?: Array<{ method?: string, path: string }>
+    headers?: Record<string, string>
+    requests?: Array<{ method?: string, path: string, headers?: Record<string, string> }>
     setupClient?: (client: AutocannonClient) => void
   }
   function autocannon (options: AutocannonOptions, cb: (err: Error | null, result: AutocannonResult) => void): unknown

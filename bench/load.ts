@@ -16,6 +16,8 @@ export interface LoadSpec {
   tool: LoadTool
   url: string
   paths: string[]
+  /** sent with every request */
+  headers?: Record<string, string>
   connections: number
   durationS: number
   warmupS: number
@@ -46,10 +48,11 @@ async function autocannonRun (spec: LoadSpec, durationS: number): Promise<LoadRe
       duration: durationS,
       pipelining: 1,
       timeout: 10,
+      headers: spec.headers,
       requests: [{ method: 'GET', path: spec.paths[0]! }],
       setupClient (client) {
         const offset = Math.floor(connection++ * n / spec.connections)
-        client.setRequests(Array.from({ length: n }, (_, i) => ({ method: 'GET', path: spec.paths[(offset + i) % n]! })))
+        client.setRequests(Array.from({ length: n }, (_, i) => ({ method: 'GET', path: spec.paths[(offset + i) % n]!, headers: spec.headers })))
       }
     }, (err, result) => { if (err !== null) reject(err); else resolve(result) })
   })
@@ -74,15 +77,17 @@ async function autocannonRun (spec: LoadSpec, durationS: number): Promise<LoadRe
  * thread), so the requests in flight are for different devices. done() prints one line of JSON
  * with what the runner needs (latencies in microseconds).
  */
-function wrkScript (paths: string[]): string {
+function wrkScript (paths: string[], headers: Record<string, string> = {}): string {
   const list = paths.map(p => `  ${JSON.stringify(p)},`).join('\n')
+  const headerTable = Object.entries(headers).map(([k, v]) => `[${JSON.stringify(k)}] = ${JSON.stringify(v)}`).join(', ')
   return `local paths = {
 ${list}
 }
+local headers = { ${headerTable} }
 local reqs = {}
 local k = 0
 function init(args)
-  for i = 1, #paths do reqs[i] = wrk.format("GET", paths[i]) end
+  for i = 1, #paths do reqs[i] = wrk.format("GET", paths[i], headers) end
 end
 function request()
   k = k % #reqs + 1
@@ -150,7 +155,7 @@ let dir: string | undefined
 if (spec.tool === 'wrk') {
   dir = await mkdtemp(join(tmpdir(), 'sensors-bench-wrk-'))
   const script = join(dir, 'paths.lua')
-  await writeFile(script, wrkScript(spec.paths))
+  await writeFile(script, wrkScript(spec.paths, spec.headers))
   run = async durationS => await wrkRun(spec, script, durationS)
 } else {
   run = async durationS => await autocannonRun(spec, durationS)

@@ -87,6 +87,8 @@ const settings = quick
   ? { durationS: 2, warmupS: 1, readings: 2_000, devices: 20, kafkaMessages: 5_000, kafkaDevices: 20, startupRuns: 1, ceilingSample: 2_000 }
   : { durationS: 10, warmupS: 3, readings: 100_000, devices: 100, kafkaMessages: 100_000, kafkaDevices: 100, startupRuns: 3, ceilingSample: 10_000 }
 const CONNECTIONS = 64
+/** the history load that asks for compression (the other asks for nothing, as wrk and autocannon do) */
+const GZIP = { 'accept-encoding': 'gzip' }
 const wrkInstalled = spawnSync('wrk', ['-v'], { stdio: 'ignore' }).error === undefined
 if (loadTool === 'wrk' && !wrkInstalled) throw new Error('--load-tool=wrk: wrk is not on the PATH (Debian: apt-get install wrk)')
 const LOAD_TOOL: LoadTool = loadTool ?? (wrkInstalled ? 'wrk' : 'autocannon')
@@ -222,8 +224,8 @@ function perUnit (cpu: Record<string, number>, rate: number, names: string[]): R
   return out
 }
 
-async function load (name: string, server: Child, port: number, paths: string[], pids: { server: number, dynalite: number }): Promise<HttpRun> {
-  const spec: LoadSpec = { tool: LOAD_TOOL, url: `http://127.0.0.1:${port}`, paths, connections: CONNECTIONS, durationS: settings.durationS, warmupS: settings.warmupS }
+async function load (name: string, server: Child, port: number, paths: string[], pids: { server: number, dynalite: number }, headers?: Record<string, string>): Promise<HttpRun> {
+  const spec: LoadSpec = { tool: LOAD_TOOL, url: `http://127.0.0.1:${port}`, paths, headers, connections: CONNECTIONS, durationS: settings.durationS, warmupS: settings.warmupS }
   log(`http: ${name}: ${LOAD_TOOL}, ${CONNECTIONS} connections, ${settings.warmupS} s warm-up + ${settings.durationS} s, ${paths.length} paths`)
   const child = spawnNode(`load ${name}`, join(distBench, 'load.js'), [JSON.stringify(spec)], process.env)
   const timeout = (settings.warmupS + settings.durationS) * 1000 + 60_000
@@ -286,6 +288,11 @@ async function httpPhase (dynamo: Dynamo, dynalite: Child, tableName: string, da
       const { status, body } = await getJson(base + path)
       if (status !== 200 || !ok(body)) throw new Error(`sanity check failed: GET ${path} answered ${status} ${JSON.stringify(body).slice(0, 300)}`)
     }
+    const zipped = await fetch(`${base}/devices/${device}?limit=100`, { headers: GZIP })
+    const unzipped = await zipped.json().catch(() => null) as unknown
+    if (zipped.headers.get('content-encoding') !== 'gzip' || !Array.isArray(unzipped) || unzipped.length !== 100) {
+      throw new Error(`sanity check failed: the history with ${JSON.stringify(GZIP)} came back ${zipped.headers.get('content-encoding') ?? 'identity'}-coded`)
+    }
 
     const pids = { server: server.pid, dynalite: dynalite.pid }
     const statusPaths = data.devices.map(d => `/devices/${d}/status`)
@@ -294,17 +301,19 @@ async function httpPhase (dynamo: Dynamo, dynalite: Child, tableName: string, da
     // the history ceiling serialises 41 KB per request, which grows the heap (V8 keeps it for a
     // while); that is the bench's own route, not the service.
     let rssMb = 0
-    const real = async (name: string, paths: string[]): Promise<HttpRun> => {
-      const run = await load(name, server, port, paths, pids)
+    const real = async (name: string, paths: string[], headers?: Record<string, string>): Promise<HttpRun> => {
+      const run = await load(name, server, port, paths, pids, headers)
       rssMb = Math.max(rssMb, run.server_rss_mb_max)
       return run
     }
     const status = await real('status', statusPaths)
     const ceilingStatus = await load('status ceiling', server, port, statusPaths.map(p => `/__bench${p}`), pids)
     const history = await real('history', historyPaths)
+    // as browsers, fetch, Python requests and Go's client ask by default
+    const historyGzip = await real('history gzip', historyPaths, GZIP)
     const ceilingHistory = await load('history ceiling', server, port, historyPaths.map(p => `/__bench${p}`), pids)
 
-    for (const [name, r] of [['status', status], ['history', history], ['status ceiling', ceilingStatus], ['history ceiling', ceilingHistory]] as const) {
+    for (const [name, r] of [['status', status], ['history', history], ['history gzip', historyGzip], ['status ceiling', ceilingStatus], ['history ceiling', ceilingHistory]] as const) {
       const bad = r.non2xx + r.errors + r.timeouts
       if (bad > r.requests * 0.01) throw new Error(`${name}: ${r.non2xx} non-2xx answers, ${r.errors} errors, ${r.timeouts} timeouts in ${r.requests} requests: the figure would mean nothing`)
     }
@@ -321,7 +330,10 @@ async function httpPhase (dynamo: Dynamo, dynalite: Child, tableName: string, da
         history_rps: history.rps,
         history_p99_ms: history.latency_ms.p99,
         history_vs_ceiling: round(history.rps / ceilingHistory.rps, 3),
-        runs: { status_ceiling: ceilingStatus, status, history_ceiling: ceilingHistory, history }
+        history_gzip_rps: historyGzip.rps,
+        history_gzip_p99_ms: historyGzip.latency_ms.p99,
+        history_gzip_vs_ceiling: round(historyGzip.rps / ceilingHistory.rps, 3),
+        runs: { status_ceiling: ceilingStatus, status, history_ceiling: ceilingHistory, history, history_gzip: historyGzip }
       }
     }
   } finally {
