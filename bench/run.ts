@@ -272,7 +272,27 @@ async function prefill (dynamo: Dynamo, tableName: string, data: Fleet, readings
   log(`http: table holds ${count} readings over ${data.devices.length} devices (prefill ${round((performance.now() - started) / 1000, 1)} s)`)
 }
 
+/**
+ * How long this VM takes a running process off its core: a busy loop that only reads the clock,
+ * for `ms`, while nothing else of the bench works. Every gap between two readings longer than
+ * 1 ms is time the process was not running; a p99 of a few milliseconds cannot be steadier than this.
+ */
+function schedulerPauses (ms: number): { longest_ms: number[], over_1ms_per_s: number } {
+  const gaps: number[] = []
+  const end = performance.now() + ms
+  let last = performance.now()
+  while (last < end) {
+    const now = performance.now()
+    if (now - last > 1) gaps.push(now - last)
+    last = now
+  }
+  gaps.sort((a, b) => b - a)
+  return { longest_ms: gaps.slice(0, 5).map(g => round(g, 1)), over_1ms_per_s: round(gaps.length / (ms / 1000), 1) }
+}
+
 async function httpPhase (dynamo: Dynamo, dynalite: Child, tableName: string, data: Fleet): Promise<{ http: Record<string, unknown>, rssMb: number }> {
+  const pauses = schedulerPauses(2000)
+  log(`http: the machine paused a busy process ${pauses.over_1ms_per_s} times a second for over 1 ms; longest ${pauses.longest_ms.join(', ')} ms`)
   const { child: server, port } = await startServer('server', { DYNAMODB_ENDPOINT: dynamo.endpoint, DYNAMODB_TABLE: tableName })
   try {
     // Sanity: every route answers what the bench assumes, before any load.
@@ -333,6 +353,7 @@ async function httpPhase (dynamo: Dynamo, dynalite: Child, tableName: string, da
         history_gzip_rps: historyGzip.rps,
         history_gzip_p99_ms: historyGzip.latency_ms.p99,
         history_gzip_vs_ceiling: round(historyGzip.rps / ceilingHistory.rps, 3),
+        machine_pauses: pauses,
         runs: { status_ceiling: ceilingStatus, status, history_ceiling: ceilingHistory, history, history_gzip: historyGzip }
       }
     }
