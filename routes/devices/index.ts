@@ -36,8 +36,8 @@ const IfNoneMatch = Type.Object({
 })
 
 /** Sends a body serialised earlier by the route's own serialiser. */
-async function sendJson (reply: FastifyReply, body: Buffer): Promise<FastifyReply> {
-  return await reply.type('application/json; charset=utf-8').send(body)
+function sendJson (reply: FastifyReply, body: Buffer): FastifyReply {
+  return reply.type('application/json; charset=utf-8').send(body)
 }
 
 const gzipAsync = promisify(gzip)
@@ -144,7 +144,7 @@ export default async function devices (fastifyBase: FastifyInstance) {
     const answer = statusAnswer(record, reply)
     reply.header('etag', answer.etag).header('cache-control', 'no-cache')
     if (request.headers['if-none-match'] === answer.etag) reply.code(304).send(null)
-    else reply.type('application/json; charset=utf-8').send(answer.body)
+    else sendJson(reply, answer.body)
   }
 
   // A status answer changes with its record, with age_seconds (a tenth of a second) and with
