@@ -28,6 +28,9 @@ export interface EmbeddedDynamo {
   close: () => Promise<void>
 }
 
+/** How long requests the embedded DynamoDB is answering get to finish when it closes. */
+const CLOSE_GRACE_MS = 2000
+
 /** Starts dynalite in-process on a free loopback port, its LevelDB files under `dataDir/dynamodb`. */
 export async function startEmbeddedDynamo (dataDir: string | null, port = 0): Promise<EmbeddedDynamo> {
   let path: string | undefined
@@ -47,11 +50,19 @@ export async function startEmbeddedDynamo (dataDir: string | null, port = 0): Pr
   return {
     endpoint: `http://127.0.0.1:${bound}`,
     server,
+    // dynalite closes its store when its server has closed, so requests it is answering are
+    // let finish (a store closed under one makes dynalite throw): no new connections, idle ones
+    // closed as they become idle, and any still open after a grace period cut.
     close: async () => {
       if (closed) return
       closed = true
-      server.closeAllConnections()
-      await new Promise<void>(resolve => server.close(() => resolve()))
+      const done = new Promise<void>(resolve => server.close(() => resolve()))
+      server.closeIdleConnections()
+      const idle = setInterval(() => { server.closeIdleConnections() }, 10)
+      const cut = setTimeout(() => { server.closeAllConnections() }, CLOSE_GRACE_MS)
+      await done
+      clearInterval(idle)
+      clearTimeout(cut)
     }
   }
 }
