@@ -1,14 +1,44 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import Fastify, { type FastifyInstance } from 'fastify'
 import app, { type AppOptions } from '../app.js'
 import { loadConfig } from '../lib/config.js'
+import { ConfigSchema } from '../schemas/config.js'
 import { serverOptions } from '../lib/server-options.js'
 import { createDynamo, startEmbeddedDynamo, type Dynamo, type EmbeddedDynamo } from '../lib/dynamo/client.js'
 
 interface Teardown { teardown: (fn: () => unknown) => void }
+
+const serverJs = fileURLToPath(new URL('../server.js', import.meta.url))
+
+export interface ServerProcess {
+  child: ChildProcess
+  /** the last 20 KB of its stdout and stderr */
+  output: () => string
+  exited: Promise<number | null>
+}
+
+/**
+ * `node dist/server.js`, as `npm start` runs it, with `env` over this process's environment,
+ * from which every setting of the service (and `AWS_REGION`) is removed first: the server sees
+ * only what the test sets (`LOG_LEVEL` is `warn` unless set). Killed when the test ends.
+ */
+export function spawnServer (t: Teardown, env: Record<string, string>): ServerProcess {
+  const clean = { ...process.env }
+  for (const key of [...Object.keys(ConfigSchema.properties), 'AWS_REGION']) delete clean[key]
+  const child = spawn(process.execPath, [serverJs], { env: { ...clean, LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout?.on('data', (d: Buffer) => { out = (out + d.toString()).slice(-20_000) })
+  child.stderr?.on('data', (d: Buffer) => { out = (out + d.toString()).slice(-20_000) })
+  const exited = once(child, 'exit').then(([code]) => code as number | null)
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  return { child, output: () => out, exited }
+}
 
 /** An in-memory dynalite on a free port, stopped when the test ends. */
 export async function dynalite (t: Teardown): Promise<EmbeddedDynamo> {

@@ -1,8 +1,6 @@
 import { randomUUID } from 'node:crypto'
-import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { createServer } from 'node:net'
-import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import rdkafka from 'node-rdkafka'
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
@@ -107,21 +105,6 @@ export async function freePort (): Promise<number> {
   srv.close()
   await once(srv, 'close')
   return port
-}
-
-const serverJs = fileURLToPath(new URL('../server.js', import.meta.url))
-
-/** The real server as a child process (for SIGKILL / SIGTERM tests). */
-export function startServer (t: Teardown, env: Record<string, string>): { child: ChildProcess, output: () => string, exited: Promise<number | null> } {
-  const clean = { ...process.env }
-  for (const key of ['DYNAMODB_ENDPOINT', 'AWS_REGION', 'DATA_DIR']) delete clean[key]
-  const child = spawn(process.execPath, [serverJs], { env: { ...clean, LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  child.stdout?.on('data', (d: Buffer) => { out = (out + d.toString()).slice(-20_000) })
-  child.stderr?.on('data', (d: Buffer) => { out = (out + d.toString()).slice(-20_000) })
-  const exited = once(child, 'exit').then(([code]) => code as number | null)
-  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-  return { child, output: () => out, exited }
 }
 
 export function readings (device: string, n: number, startMs = Date.now() - n * 1000): Array<Record<string, unknown>> {

@@ -1,8 +1,8 @@
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { dynalite, dynamoClient, tempDir, uniqueTable } from './helper.js'
+import { dynalite, dynamoClient, spawnServer, tempDir, uniqueTable } from './helper.js'
 import {
-  brokers, committedTotal, freePort, noBroker, produce, produceMany, producer, readings, startServer, storedReadings, unique, waitUntil
+  brokers, committedTotal, freePort, noBroker, produce, produceMany, producer, readings, storedReadings, unique, waitUntil
 } from './kafka-helper.js'
 
 interface BrokerModule {
@@ -23,7 +23,7 @@ t.test('SIGKILL in the middle of a stream, then a restart: every reading is in t
 
   const env = { PORT: String(await freePort()), DYNAMODB_ENDPOINT: db.endpoint, DYNAMODB_TABLE: table, KAFKA_BROKERS: brokers!, KAFKA_TOPICS: topic, KAFKA_GROUP_ID: group, KAFKA_BATCH_SIZE: '100', COLLECTOR: 'off' }
   const dynamo = await dynamoClient(t, db.endpoint)
-  const first = startServer(t, env)
+  const first = spawnServer(t, env)
   const some = await waitUntil(async () => (await storedReadings(dynamo.doc, table, [device])).length >= 300, 60_000, 50)
   t.ok(some, `some readings stored before the kill (${first.output().slice(-500)})`)
   first.child.kill('SIGKILL')
@@ -31,7 +31,7 @@ t.test('SIGKILL in the middle of a stream, then a restart: every reading is in t
   const atKill = (await storedReadings(dynamo.doc, table, [device])).length
   t.ok(atKill < N, `killed mid-stream (${atKill} of ${N} stored)`)
 
-  const second = startServer(t, { ...env, PORT: String(await freePort()) })
+  const second = spawnServer(t, { ...env, PORT: String(await freePort()) })
   const all = await waitUntil(async () => (await storedReadings(dynamo.doc, table, [device])).length >= N, 90_000, 500)
   t.ok(all, `all readings stored after the restart (${second.output().slice(-500)})`)
   await sleep(1000)
@@ -52,7 +52,7 @@ t.test('SIGTERM during a stream: the service drains, exits 0, and committed offs
   // all to one partition (same key) so the committed offset counts the readings in order
   await produceMany(p, topic, readings(device, N), () => device)
   const dynamo = await dynamoClient(t, db.endpoint)
-  const server = startServer(t, { PORT: String(await freePort()), DYNAMODB_ENDPOINT: db.endpoint, DYNAMODB_TABLE: table, KAFKA_BROKERS: brokers!, KAFKA_TOPICS: topic, KAFKA_GROUP_ID: group, KAFKA_BATCH_SIZE: '100', COLLECTOR: 'off' })
+  const server = spawnServer(t, { PORT: String(await freePort()), DYNAMODB_ENDPOINT: db.endpoint, DYNAMODB_TABLE: table, KAFKA_BROKERS: brokers!, KAFKA_TOPICS: topic, KAFKA_GROUP_ID: group, KAFKA_BATCH_SIZE: '100', COLLECTOR: 'off' })
   t.ok(await waitUntil(async () => (await storedReadings(dynamo.doc, table, [device])).length >= 300, 60_000, 50), 'streaming')
   server.child.kill('SIGTERM')
   t.equal(await server.exited, 0, `exits 0 (${server.output().slice(-500)})`)
@@ -75,7 +75,7 @@ t.test('the broker stopped and restarted while the service runs: it recovers and
   const topic = unique('restart')
   const device = unique('bounce')
   const port2 = await freePort()
-  const server = startServer(t, { PORT: String(port2), DYNAMODB_ENDPOINT: db.endpoint, DYNAMODB_TABLE: table, KAFKA_BROKERS: broker.brokers, KAFKA_TOPICS: topic, KAFKA_GROUP_ID: unique('group'), COLLECTOR: 'off' })
+  const server = spawnServer(t, { PORT: String(port2), DYNAMODB_ENDPOINT: db.endpoint, DYNAMODB_TABLE: table, KAFKA_BROKERS: broker.brokers, KAFKA_TOPICS: topic, KAFKA_GROUP_ID: unique('group'), COLLECTOR: 'off' })
   const dynamo = await dynamoClient(t, db.endpoint)
   const before = readings(device, 100, Date.now() - 300_000)
   {

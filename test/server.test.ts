@@ -1,22 +1,7 @@
 import t from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
-import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { build, pcReading, tempDir } from './helper.js'
+import { build, pcReading, spawnServer, tempDir } from './helper.js'
 import { freePort } from './kafka-helper.js'
-
-const serverJs = fileURLToPath(new URL('../server.js', import.meta.url))
-
-function start (env: Record<string, string>): { child: ChildProcess, output: () => string } {
-  const clean = { ...process.env }
-  for (const key of ['KAFKA_BROKERS', 'DYNAMODB_ENDPOINT', 'AWS_REGION']) delete clean[key]
-  const child = spawn(process.execPath, [serverJs], { env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  child.stdout?.on('data', (d: Buffer) => { out += d.toString() })
-  child.stderr?.on('data', (d: Buffer) => { out += d.toString() })
-  return { child, output: () => out }
-}
 
 async function waitFor<T> (fn: () => Promise<T | undefined>, ms: number): Promise<T | undefined> {
   const until = Date.now() + ms
@@ -31,8 +16,7 @@ async function waitFor<T> (fn: () => Promise<T | undefined>, ms: number): Promis
 t.test('npm start path: real HTTP, embedded DynamoDB, this host\'s collector, status within seconds, SIGTERM exits 0', async t => {
   const port = await freePort()
   const dataDir = await tempDir(t)
-  const { child, output } = start({ PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, DEVICE_NAME: 'e2e-host', COLLECT_INTERVAL_SECONDS: '1', LOG_LEVEL: 'info' })
-  t.teardown(() => { child.kill('SIGKILL') })
+  const { child, output, exited } = spawnServer(t, { PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, DEVICE_NAME: 'e2e-host', COLLECT_INTERVAL_SECONDS: '1', LOG_LEVEL: 'info' })
   const status = await waitFor(async () => {
     const res = await fetch(`http://127.0.0.1:${port}/devices/e2e-host/status`)
     return res.status === 200 ? await res.json() as Record<string, unknown> : undefined
@@ -48,7 +32,7 @@ t.test('npm start path: real HTTP, embedded DynamoDB, this host\'s collector, st
   t.equal(docs.status, 200, 'GET / ends in 200 after the redirect')
 
   child.kill('SIGTERM')
-  const [code] = await once(child, 'exit')
+  const code = await exited
   t.equal(code, 0, 'SIGTERM exits 0')
   const lines = output().split('\n').filter(l => l.startsWith('{'))
   t.ok(lines.length > 0 && lines.every(l => { try { JSON.parse(l); return true } catch { return false } }), 'logs are JSON lines')
@@ -57,8 +41,8 @@ t.test('npm start path: real HTTP, embedded DynamoDB, this host\'s collector, st
 
 t.test('a bad configuration value stops start-up with one clear line', async t => {
   for (const [key, value] of [['PORT', '99999'], ['DYNAMODB_ENDPOINT', 'not a url'], ['COLLECTOR', 'maybe']] as const) {
-    const { child, output } = start({ [key]: value, DATA_DIR: await tempDir(t) })
-    const [code] = await once(child, 'exit')
+    const { output, exited } = spawnServer(t, { [key]: value, DATA_DIR: await tempDir(t) })
+    const code = await exited
     t.equal(code, 1, `${key} exits 1`)
     const text = output().trim()
     t.equal(text.split('\n').length, 1, `${key}: one line`)
