@@ -77,21 +77,28 @@ export class PageCache<V> {
     })
   }
 
-  async get (device: string, key: string, load: () => Promise<V>): Promise<V> {
-    if (this.ttlMs === 0) return await load()
+  /**
+   * The kept page, synchronously, when it can be answered with: validated within the TTL, or
+   * between one and two TTLs ago (it is then revalidated with `load`). Otherwise undefined: `get`.
+   */
+  peek (device: string, key: string, load: () => Promise<V>): V | undefined {
+    if (this.ttlMs === 0) return undefined
     const full = `${device}\u0000${key}`
     const hit = this.entries.get(full)
-    if (hit === undefined) return await this.refresh(device, full, load)
+    if (hit === undefined) return undefined
     // in use: the device's status is refreshed ahead with the others' (one read for all pages in use)
     this.revisions.touch(device)
     const age = this.now() - hit.at
     if (age < this.ttlMs) return hit.value
-    const pending = this.refresh(device, full, load)
-    if (age < 2 * this.ttlMs) {
-      pending.catch(() => {}) // a failed refresh shows on the requests that wait for one
-      return hit.value
-    }
-    return await pending
+    if (age >= 2 * this.ttlMs) return undefined
+    this.refresh(device, full, load).catch(() => {}) // a failed refresh shows on the requests that wait for one
+    return hit.value
+  }
+
+  /** The page as `peek` has it, else read (once however many ask for it at the same time). */
+  async get (device: string, key: string, load: () => Promise<V>): Promise<V> {
+    if (this.ttlMs === 0) return await load()
+    return this.peek(device, key, load) ?? await this.refresh(device, `${device}\u0000${key}`, load)
   }
 
   private async refresh (device: string, full: string, load: () => Promise<V>): Promise<V> {

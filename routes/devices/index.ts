@@ -10,6 +10,7 @@ import { parseTime } from '../../lib/time.js'
 import { acceptsGzip } from '../../lib/accept-encoding.js'
 import { BadRequestError, NotFoundError } from '../../lib/errors.js'
 import type { StatusRecord } from '../../lib/readings-repository.js'
+import type { CachedPage } from '../../plugins/app/history-cache.js'
 
 const errors = {
   400: Type.Ref(ErrorSchema),
@@ -87,16 +88,18 @@ export default async function devices (fastifyBase: FastifyInstance) {
         ...errors
       }
     }
-  }, async function listDeviceReadings (request, reply) {
+  }, function listDeviceReadings (request, reply) {
     const { device } = request.params
     const options = { limit: request.query.limit, cursor: request.query.cursor, ...timeBounds(request.query) }
     if (options.cursor !== undefined) {
-      const page = await fastify.readings.listDevice(device, options)
-      if (page.next !== undefined) reply.header('link', nextLink(request, page.next))
-      return page.items
+      return fastify.readings.listDevice(device, options).then(page => {
+        if (page.next !== undefined) reply.header('link', nextLink(request, page.next))
+        return page.items
+      })
     }
     const serialize = serializeList ??= reply.getSerializationFunction('200') as (items: unknown) => string
-    const cached = await fastify.historyCache.get(device, `${options.limit}|${options.from ?? ''}|${options.to ?? ''}`, async () => {
+    const key = `${options.limit}|${options.from ?? ''}|${options.to ?? ''}`
+    const load = async (): Promise<CachedPage> => {
       const page = await fastify.readings.listDevice(device, options)
       const body = Buffer.from(serialize(page.items))
       // in libuv's thread pool, off the event loop
@@ -104,15 +107,23 @@ export default async function devices (fastifyBase: FastifyInstance) {
       // Weak: the gzip-coded answer is the same representation, so it shares the tag.
       const etag = `W/"${createHash('sha1').update(body).digest('base64url')}"`
       return { body, gzip: gzipped, etag, link: page.next !== undefined ? nextLink(request, page.next) : undefined }
-    })
-    if (cached.link !== undefined) reply.header('link', cached.link)
-    reply.header('etag', cached.etag).header('cache-control', 'no-cache').header('vary', 'accept-encoding')
-    if (request.headers['if-none-match'] === cached.etag) return await reply.code(304).send(null)
-    if (cached.gzip !== undefined && acceptsGzip(request.headers['accept-encoding'])) {
-      return await sendJson(reply.header('content-encoding', 'gzip'), cached.gzip)
     }
-    return await sendJson(reply, cached.body)
+    // Not async: a page in memory (the pollers' case) is answered without a promise.
+    const hit = fastify.historyCache.peek(device, key, load)
+    if (hit !== undefined) {
+      sendPage(request, reply, hit)
+      return
+    }
+    return fastify.historyCache.get(device, key, load).then(page => { sendPage(request, reply, page) })
   })
+
+  function sendPage (request: FastifyRequest, reply: FastifyReply, page: CachedPage): void {
+    if (page.link !== undefined) reply.header('link', page.link)
+    reply.header('etag', page.etag).header('cache-control', 'no-cache').header('vary', 'accept-encoding')
+    if (request.headers['if-none-match'] === page.etag) reply.code(304).send(null)
+    else if (page.gzip !== undefined && acceptsGzip(request.headers['accept-encoding'])) sendJson(reply.header('content-encoding', 'gzip'), page.gzip)
+    else sendJson(reply, page.body)
+  }
 
   fastify.get('/:device/status', {
     schema: {
