@@ -3,7 +3,7 @@
 //
 //   processes: this runner (setup, sampling), dynalite (bench/dynalite.ts, in memory), the server
 //   under test (bench/server.ts: the real app + ceiling routes), the load generator
-//   (bench/load.ts: autocannon), and for ingest a real Kafka 4 broker (scripts/kafka-broker.mjs).
+//   (bench/load.ts: wrk, or autocannon), and for ingest a real Kafka 4 broker (scripts/kafka-broker.mjs).
 //
 // --json prints one JSON object on stdout (progress goes to stderr). --quick is the CI smoke run:
 // small data and 2 s loads; it proves the harness works end to end. Both exit 0 whatever the
@@ -84,8 +84,10 @@ for (let i = 0; i < args.length; i++) {
 }
 
 const settings = quick
-  ? { durationS: 2, warmupS: 1, readings: 2_000, devices: 20, kafkaMessages: 5_000, kafkaDevices: 20, startupRuns: 1, ceilingSample: 2_000 }
-  : { durationS: 10, warmupS: 3, readings: 100_000, devices: 100, kafkaMessages: 100_000, kafkaDevices: 100, startupRuns: 3, ceilingSample: 10_000 }
+  ? { durationS: 2, warmupS: 1, rounds: 1, readings: 2_000, devices: 20, kafkaMessages: 5_000, kafkaDevices: 20, startupRuns: 1, ceilingSample: 2_000 }
+  : { durationS: 6, warmupS: 3, rounds: 3, readings: 100_000, devices: 100, kafkaMessages: 100_000, kafkaDevices: 100, startupRuns: 3, ceilingSample: 10_000 }
+/** warm-up of the loads after the first round (the server is warm by then; wrk's connections are not) */
+const LATER_WARMUP_S = 1
 const CONNECTIONS = 64
 /** the history load that asks for compression (the other asks for nothing, as wrk and autocannon do) */
 const GZIP = { 'accept-encoding': 'gzip' }
@@ -224,11 +226,11 @@ function perUnit (cpu: Record<string, number>, rate: number, names: string[]): R
   return out
 }
 
-async function load (name: string, server: Child, port: number, paths: string[], pids: { server: number, dynalite: number }, headers?: Record<string, string>): Promise<HttpRun> {
-  const spec: LoadSpec = { tool: LOAD_TOOL, url: `http://127.0.0.1:${port}`, paths, headers, connections: CONNECTIONS, durationS: settings.durationS, warmupS: settings.warmupS }
-  log(`http: ${name}: ${LOAD_TOOL}, ${CONNECTIONS} connections, ${settings.warmupS} s warm-up + ${settings.durationS} s, ${paths.length} paths`)
+async function load (name: string, server: Child, port: number, paths: string[], pids: { server: number, dynalite: number }, headers: Record<string, string> | undefined, warmupS: number): Promise<HttpRun> {
+  const spec: LoadSpec = { tool: LOAD_TOOL, url: `http://127.0.0.1:${port}`, paths, headers, connections: CONNECTIONS, durationS: settings.durationS, warmupS }
+  log(`http: ${name}: ${LOAD_TOOL}, ${CONNECTIONS} connections, ${warmupS} s warm-up + ${settings.durationS} s, ${paths.length} paths`)
   const child = spawnNode(`load ${name}`, join(distBench, 'load.js'), [JSON.stringify(spec)], process.env)
-  const timeout = (settings.warmupS + settings.durationS) * 1000 + 60_000
+  const timeout = (warmupS + settings.durationS) * 1000 + 60_000
   await child.message('measuring', timeout)
   // wrk runs as a child of the load process: its CPU is counted once it has ended
   const meter = new CpuMeter({ ...pids, load: child.pid }, new Set(['load']))
@@ -317,44 +319,75 @@ async function httpPhase (dynamo: Dynamo, dynalite: Child, tableName: string, da
     const pids = { server: server.pid, dynalite: dynalite.pid }
     const statusPaths = data.devices.map(d => `/devices/${d}/status`)
     const historyPaths = data.devices.map(d => `/devices/${d}?limit=100`)
-    // Each real route before its ceiling, and the memory figure from the real routes' loads only:
-    // the history ceiling serialises 41 KB per request, which grows the heap (V8 keeps it for a
-    // while); that is the bench's own route, not the service.
+    // Rounds of the five loads, each real route just before its ceiling; every figure is the
+    // median over the rounds (a ratio: of each round's ratio), so one window in which the shared
+    // machine stalls does not make the figure. The memory figure comes from the first round's real
+    // loads only: the history ceiling serialises 41 KB per request, which grows the heap (V8 keeps
+    // it for a while); that is the bench's own route, not the service.
+    const loads = [
+      { name: 'status', paths: statusPaths, real: true },
+      { name: 'status ceiling', paths: statusPaths.map(p => `/__bench${p}`), real: false },
+      { name: 'history', paths: historyPaths, real: true },
+      // as browsers, fetch, Python requests and Go's client ask by default
+      { name: 'history gzip', paths: historyPaths, headers: GZIP, real: true },
+      { name: 'history ceiling', paths: historyPaths.map(p => `/__bench${p}`), real: false }
+    ] as const
+    type Name = typeof loads[number]['name']
+    const runs = Object.fromEntries(loads.map(l => [l.name, [] as HttpRun[]])) as Record<Name, HttpRun[]>
     let rssMb = 0
-    const real = async (name: string, paths: string[], headers?: Record<string, string>): Promise<HttpRun> => {
-      const run = await load(name, server, port, paths, pids, headers)
-      rssMb = Math.max(rssMb, run.server_rss_mb_max)
-      return run
+    for (let n = 0; n < settings.rounds; n++) {
+      if (settings.rounds > 1) log(`http: round ${n + 1} of ${settings.rounds}`)
+      for (const l of loads) {
+        const run = await load(l.name, server, port, l.paths, pids, 'headers' in l ? l.headers : undefined, n === 0 ? settings.warmupS : LATER_WARMUP_S)
+        if (l.real && n === 0) rssMb = Math.max(rssMb, run.server_rss_mb_max)
+        runs[l.name].push(run)
+      }
     }
-    const status = await real('status', statusPaths)
-    const ceilingStatus = await load('status ceiling', server, port, statusPaths.map(p => `/__bench${p}`), pids)
-    const history = await real('history', historyPaths)
-    // as browsers, fetch, Python requests and Go's client ask by default
-    const historyGzip = await real('history gzip', historyPaths, GZIP)
-    const ceilingHistory = await load('history ceiling', server, port, historyPaths.map(p => `/__bench${p}`), pids)
-
-    for (const [name, r] of [['status', status], ['history', history], ['history gzip', historyGzip], ['status ceiling', ceilingStatus], ['history ceiling', ceilingHistory]] as const) {
-      const bad = r.non2xx + r.errors + r.timeouts
-      if (bad > r.requests * 0.01) throw new Error(`${name}: ${r.non2xx} non-2xx answers, ${r.errors} errors, ${r.timeouts} timeouts in ${r.requests} requests: the figure would mean nothing`)
+    for (const [name, list] of Object.entries(runs)) {
+      for (const r of list) {
+        const bad = r.non2xx + r.errors + r.timeouts
+        if (bad > r.requests * 0.01) throw new Error(`${name}: ${r.non2xx} non-2xx answers, ${r.errors} errors, ${r.timeouts} timeouts in ${r.requests} requests: the figure would mean nothing`)
+      }
+    }
+    const perRound = runs.status.map((_, i) => {
+      const at = (name: Name): HttpRun => runs[name][i]!
+      return {
+        ceiling_rps: at('status ceiling').rps,
+        ceiling_p99_ms: at('status ceiling').latency_ms.p99,
+        status_rps: at('status').rps,
+        status_p99_ms: at('status').latency_ms.p99,
+        status_vs_ceiling: round(at('status').rps / at('status ceiling').rps, 3),
+        history_ceiling_rps: at('history ceiling').rps,
+        history_ceiling_p99_ms: at('history ceiling').latency_ms.p99,
+        history_rps: at('history').rps,
+        history_p99_ms: at('history').latency_ms.p99,
+        history_vs_ceiling: round(at('history').rps / at('history ceiling').rps, 3),
+        history_gzip_rps: at('history gzip').rps,
+        history_gzip_p99_ms: at('history gzip').latency_ms.p99,
+        history_gzip_vs_ceiling: round(at('history gzip').rps / at('history ceiling').rps, 3)
+      }
+    })
+    const figures = Object.fromEntries(Object.keys(perRound[0]!).map(key => {
+      const values = perRound.map(r => r[key as keyof typeof r])
+      return [key, key.endsWith('_vs_ceiling') ? round(median(values), 3) : round(median(values), key.endsWith('_ms') ? 3 : 0)]
+    }))
+    if (settings.rounds > 1) {
+      log(`http: medians of ${settings.rounds} rounds: status ${figures.status_rps} req/s (${figures.status_vs_ceiling} of the ceiling), p99 ${figures.status_p99_ms} ms; ` +
+        `history ${figures.history_rps} req/s (${figures.history_vs_ceiling}), p99 ${figures.history_p99_ms} ms; history gzip p99 ${figures.history_gzip_p99_ms} ms`)
     }
     return {
       rssMb,
       http: {
-        ceiling_rps: ceilingStatus.rps,
-        ceiling_p99_ms: ceilingStatus.latency_ms.p99,
-        status_rps: status.rps,
-        status_p99_ms: status.latency_ms.p99,
-        status_vs_ceiling: round(status.rps / ceilingStatus.rps, 3),
-        history_ceiling_rps: ceilingHistory.rps,
-        history_ceiling_p99_ms: ceilingHistory.latency_ms.p99,
-        history_rps: history.rps,
-        history_p99_ms: history.latency_ms.p99,
-        history_vs_ceiling: round(history.rps / ceilingHistory.rps, 3),
-        history_gzip_rps: historyGzip.rps,
-        history_gzip_p99_ms: historyGzip.latency_ms.p99,
-        history_gzip_vs_ceiling: round(historyGzip.rps / ceilingHistory.rps, 3),
+        ...figures,
         machine_pauses: pauses,
-        runs: { status_ceiling: ceilingStatus, status, history_ceiling: ceilingHistory, history, history_gzip: historyGzip }
+        rounds: perRound,
+        runs: {
+          status_ceiling: runs['status ceiling'],
+          status: runs.status,
+          history_ceiling: runs['history ceiling'],
+          history: runs.history,
+          history_gzip: runs['history gzip']
+        }
       }
     }
   } finally {
@@ -514,6 +547,7 @@ async function main (): Promise<Record<string, unknown>> {
     pipelining: 1,
     duration_s: settings.durationS,
     warmup_s: settings.warmupS,
+    http_rounds: settings.rounds,
     devices: settings.devices,
     readings: settings.readings,
     kafka_messages: settings.kafkaMessages,
