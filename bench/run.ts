@@ -219,6 +219,11 @@ interface HttpRun extends LoadResult {
 
 interface EventLoopDelay { p50: number, p99: number, max: number }
 
+/** A full GC of this process (`npm run bench` runs it with --expose-gc; without it, nothing). */
+function collectGarbage (): void {
+  (globalThis as { gc?: () => void }).gc?.()
+}
+
 /** CPU milliseconds per unit of work, from CPU % of one core and units per second */
 function perUnit (cpu: Record<string, number>, rate: number, names: string[]): Record<string, number> {
   const out: Record<string, number> = {}
@@ -229,6 +234,9 @@ function perUnit (cpu: Record<string, number>, rate: number, names: string[]): R
 async function load (name: string, server: Child, port: number, paths: string[], pids: { server: number, dynalite: number }, headers: Record<string, string> | undefined, warmupS: number): Promise<HttpRun> {
   const spec: LoadSpec = { tool: LOAD_TOOL, url: `http://127.0.0.1:${port}`, paths, headers, connections: CONNECTIONS, durationS: settings.durationS, warmupS }
   log(`http: ${name}: ${LOAD_TOOL}, ${CONNECTIONS} connections, ${warmupS} s warm-up + ${settings.durationS} s, ${paths.length} paths`)
+  // This runner holds the bench's data (100,000 readings): a full collection of its heap now, not
+  // in the middle of the measured window, where it took 10-20 % of a core from the machine.
+  collectGarbage()
   const child = spawnNode(`load ${name}`, join(distBench, 'load.js'), [JSON.stringify(spec)], process.env)
   const timeout = (warmupS + settings.durationS) * 1000 + 60_000
   await child.message('measuring', timeout)
