@@ -1,10 +1,18 @@
 import { startEmbeddedDynamo } from '../lib/dynamo/client.js'
+import { fullGc } from './gc.js'
 
 // The bench's DynamoDB: dynalite in memory (no LevelDB files), in its own process so that its CPU
 // is not the server's. Usage: node dist/bench/dynalite.js [port]; tells its endpoint over IPC.
 
 const db = await startEmbeddedDynamo(null, Number(process.argv[2] ?? 0))
 process.send?.({ type: 'ready', endpoint: db.endpoint, pid: process.pid })
+// between two loads (bench/gc.ts)
+process.on('message', (msg: { type: string }) => {
+  if (msg.type === 'gc') {
+    fullGc()
+    process.send?.({ type: 'gc' })
+  }
+})
 
 async function shutdown (): Promise<void> {
   await db.close()

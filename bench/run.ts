@@ -28,6 +28,7 @@ import { createTopics, preload, startKafka, topicOf, type Broker } from './kafka
 import type { LoadResult, LoadSpec, LoadTool } from './load.js'
 import { CpuMeter, RssSampler, killAllNow, log, otherProcesses, removeTempDirs, spawnNode, stopAll, tempDirs, type Child } from './procs.js'
 import { table, verdicts } from './report.js'
+import { fullGc } from './gc.js'
 
 const USAGE = `usage: npm run bench -- [--json] [--quick] [--only=startup,ingest,http] [--set KEY=VALUE ...] [--startup-node=PATH] [--load-tool=wrk|autocannon]
   --json     one JSON object on stdout (progress on stderr)
@@ -219,11 +220,6 @@ interface HttpRun extends LoadResult {
 
 interface EventLoopDelay { p50: number, p99: number, max: number }
 
-/** A full GC of this process (`npm run bench` runs it with --expose-gc; without it, nothing). */
-function collectGarbage (): void {
-  (globalThis as { gc?: () => void }).gc?.()
-}
-
 /** CPU milliseconds per unit of work, from CPU % of one core and units per second */
 function perUnit (cpu: Record<string, number>, rate: number, names: string[]): Record<string, number> {
   const out: Record<string, number> = {}
@@ -231,12 +227,17 @@ function perUnit (cpu: Record<string, number>, rate: number, names: string[]): R
   return out
 }
 
-async function load (name: string, server: Child, port: number, paths: string[], pids: { server: number, dynalite: number }, headers: Record<string, string> | undefined, warmupS: number): Promise<HttpRun> {
+async function load (name: string, server: Child, dynalite: Child, port: number, paths: string[], headers: Record<string, string> | undefined, warmupS: number): Promise<HttpRun> {
+  const pids = { server: server.pid, dynalite: dynalite.pid }
   const spec: LoadSpec = { tool: LOAD_TOOL, url: `http://127.0.0.1:${port}`, paths, headers, connections: CONNECTIONS, durationS: settings.durationS, warmupS }
   log(`http: ${name}: ${LOAD_TOOL}, ${CONNECTIONS} connections, ${warmupS} s warm-up + ${settings.durationS} s, ${paths.length} paths`)
-  // This runner holds the bench's data (100,000 readings): a full collection of its heap now, not
-  // in the middle of the measured window, where it took 10-20 % of a core from the machine.
-  collectGarbage()
+  // Every process a full GC first: the runner holds the bench's data (100,000 readings), and the
+  // history ceiling leaves a heap of garbage in the server; collected inside the next window,
+  // they took 10-20 % of a core (the runner) and stalled the server's loop for up to 20 ms.
+  fullGc()
+  server.send({ type: 'gc' })
+  dynalite.send({ type: 'gc' })
+  await Promise.all([server.message('gc', 30_000), dynalite.message('gc', 30_000)])
   const child = spawnNode(`load ${name}`, join(distBench, 'load.js'), [JSON.stringify(spec)], process.env)
   const timeout = (warmupS + settings.durationS) * 1000 + 60_000
   await child.message('measuring', timeout)
@@ -324,7 +325,6 @@ async function httpPhase (dynamo: Dynamo, dynalite: Child, tableName: string, da
       throw new Error(`sanity check failed: the history with ${JSON.stringify(GZIP)} came back ${zipped.headers.get('content-encoding') ?? 'identity'}-coded`)
     }
 
-    const pids = { server: server.pid, dynalite: dynalite.pid }
     const statusPaths = data.devices.map(d => `/devices/${d}/status`)
     const historyPaths = data.devices.map(d => `/devices/${d}?limit=100`)
     // Rounds of the five loads, each real route just before its ceiling; every figure is the
@@ -346,7 +346,7 @@ async function httpPhase (dynamo: Dynamo, dynalite: Child, tableName: string, da
     for (let n = 0; n < settings.rounds; n++) {
       if (settings.rounds > 1) log(`http: round ${n + 1} of ${settings.rounds}`)
       for (const l of loads) {
-        const run = await load(l.name, server, port, l.paths, pids, 'headers' in l ? l.headers : undefined, n === 0 ? settings.warmupS : LATER_WARMUP_S)
+        const run = await load(l.name, server, dynalite, port, l.paths, 'headers' in l ? l.headers : undefined, n === 0 ? settings.warmupS : LATER_WARMUP_S)
         if (l.real && n === 0) rssMb = Math.max(rssMb, run.server_rss_mb_max)
         runs[l.name].push(run)
       }

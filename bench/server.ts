@@ -7,6 +7,7 @@ import { serverOptions } from '../lib/server-options.js'
 import { DeviceParamsSchema, ListQuerySchema, StatusSchema, type Reading, type Status } from '../schemas/readings.js'
 import { ErrorSchema } from '../schemas/common.js'
 import { deviceName, flavourOf, itemOf, lcg, rawReading, validator, type Flavour } from './data.js'
+import { fullGc } from './gc.js'
 
 // The server under test: the real app built exactly as server.ts builds it (same server options,
 // same plugin, configured from the environment), plus the bench's ceiling routes. Talks to the
@@ -98,6 +99,10 @@ process.on('message', (msg: { type: string, target?: number }) => {
   if (msg.type === 'counters') process.send?.({ type: 'counters', ...counters() })
   if (msg.type === 'memory') process.send?.({ type: 'memory', ...process.memoryUsage() })
   if (msg.type === 'loop-reset') loopDelay.reset()
+  if (msg.type === 'gc') {
+    fullGc()
+    process.send?.({ type: 'gc' })
+  }
   if (msg.type === 'loop') {
     // the histogram holds the intervals between the timer's runs: the delay is what exceeds the tick
     const ms = (ns: number): number => Math.max(0, Math.round((ns - LOOP_TICK_MS * 1e6) / 1e4) / 100)
