@@ -12,6 +12,7 @@ export const ConfigSchema = Type.Object({
   DYNAMODB_TABLE: Type.String({ pattern: '^[A-Za-z0-9_.-]{3,255}$', default: 'sensors_data' }),
   DYNAMODB_ENDPOINT: Type.Optional(Type.String({ pattern: '^https?://' })),
   AWS_REGION: Type.Optional(Type.String({ pattern: '^[a-z0-9-]+$' })),
+  DYNAMODB_TIMEOUT_MS: Type.Integer({ minimum: 50, maximum: 120_000, default: 5000 }),
   KAFKA_BROKERS: Type.Optional(Type.String({ pattern: '^[^,\\s]+(,[^,\\s]+)*$' })),
   KAFKA_TOPICS: Type.String({ pattern: '^[A-Za-z0-9._-]+(,[A-Za-z0-9._-]+)*$', default: 'pc1,pc2,raspberry' }),
   KAFKA_GROUP_ID: Type.String({ minLength: 1, default: 'sensors-ingest' }),

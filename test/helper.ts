@@ -129,6 +129,8 @@ export interface DynamoProxy {
   calls: Record<string, number>
   /** answer calls with this DynamoDB error instead of forwarding them (undefined: forward) */
   fail: { status: number, type: string } | undefined
+  /** accept calls and never answer them (a DynamoDB that hangs); held until the test ends */
+  hang: boolean
   /** rewrites a forwarded answer's JSON (the CRC32 header is dropped then) */
   rewrite: ((operation: string, body: Record<string, unknown>) => Record<string, unknown>) | undefined
 }
@@ -140,13 +142,14 @@ export interface DynamoProxy {
 export async function dynamoProxy (t: Teardown, target: string): Promise<DynamoProxy> {
   const { createServer, request } = await import('node:http')
   const upstream = new URL(target)
-  const proxy: DynamoProxy = { endpoint: '', calls: {}, fail: undefined, rewrite: undefined }
+  const proxy: DynamoProxy = { endpoint: '', calls: {}, fail: undefined, hang: false, rewrite: undefined }
   const server = createServer((req, res) => {
     const operation = String(req.headers['x-amz-target'] ?? '').split('.')[1] ?? ''
     proxy.calls[operation] = (proxy.calls[operation] ?? 0) + 1
     const chunks: Buffer[] = []
     req.on('data', (c: Buffer) => chunks.push(c))
     req.on('end', () => {
+      if (proxy.hang) return
       if (proxy.fail !== undefined) {
         res.writeHead(proxy.fail.status, { 'content-type': 'application/x-amz-json-1.0' })
         res.end(JSON.stringify({ __type: `com.amazonaws.dynamodb.v20120810#${proxy.fail.type}`, message: 'injected by the test' }))

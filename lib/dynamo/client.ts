@@ -10,6 +10,8 @@ export interface DynamoOptions {
   mode: 'embedded' | 'endpoint' | 'aws'
   endpoint?: string | undefined
   region?: string | undefined
+  /** how long one request (attempt) may take before it is abandoned as a TimeoutError, which the SDK retries */
+  requestTimeoutMs?: number
   dataDir: string
 }
 
@@ -100,7 +102,10 @@ export async function createDynamo (options: DynamoOptions): Promise<Dynamo> {
       httpAgent: new HttpAgent({ keepAlive: true, maxSockets: 128 }),
       httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: 128 }),
       connectionTimeout: 2000,
-      requestTimeout: 5000
+      requestTimeout: options.requestTimeoutMs ?? 5000,
+      // Without it the SDK only logs a warning when the time is up and the request waits on: a
+      // DynamoDB that accepts and never answers would hold every reader of it forever.
+      throwOnRequestTimeout: true
     }
   })
   const doc = DynamoDBDocumentClient.from(client, {

@@ -16,6 +16,7 @@ export default fp(async function dynamodb (fastify: FastifyInstance, opts: AppOp
     mode: config.dynamoMode,
     endpoint: config.DYNAMODB_ENDPOINT,
     region: config.AWS_REGION,
+    requestTimeoutMs: config.DYNAMODB_TIMEOUT_MS,
     dataDir: config.dataDir
   })
   if (opts.dynamo === undefined) fastify.addHook('onClose', async () => { await dynamo.close() })
