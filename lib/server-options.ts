@@ -15,7 +15,9 @@ export function serverOptions (config: Pick<Config, 'LOG_LEVEL'>): FastifyServer
     // Behind the ALB: the client's address and protocol come from X-Forwarded-*.
     trustProxy: true,
     routerOptions: { ignoreTrailingSlash: true },
-    requestIdHeader: 'x-request-id',
+    // Not `requestIdHeader`: Fastify would take the header's value as it comes, any length and any
+    // characters, into every log line of the request. genReqId reads it and keeps only sane ids.
+    requestIdHeader: false,
     genReqId: (req) => {
       const given = req.headers['x-request-id']
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()

@@ -30,6 +30,11 @@ t.test('npm start path: real HTTP, embedded DynamoDB, this host\'s collector, st
   t.equal(body.components.collector?.status, 'up')
   const docs = await fetch(`http://127.0.0.1:${port}/`)
   t.equal(docs.status, 200, 'GET / ends in 200 after the redirect')
+  // X-Request-Id (from a proxy or a client) names the request in the logs when it is a sane id
+  const ids = { valid: 'edge-7f3a.42:1', spaces: 'not an id', long: 'x'.repeat(129), quote: 'a"b' }
+  for (const [probe, id] of Object.entries(ids)) {
+    t.equal((await fetch(`http://127.0.0.1:${port}/health?probe=${probe}`, { headers: { 'x-request-id': id } })).status, 200)
+  }
 
   child.kill('SIGTERM')
   const code = await exited
@@ -37,6 +42,12 @@ t.test('npm start path: real HTTP, embedded DynamoDB, this host\'s collector, st
   const lines = output().split('\n').filter(l => l.startsWith('{'))
   t.ok(lines.length > 0 && lines.every(l => { try { JSON.parse(l); return true } catch { return false } }), 'logs are JSON lines')
   t.ok(lines.some(l => /"reqId"/.test(l)), 'request logs carry request ids')
+  const reqIdOf = (probe: string): unknown => lines.map(l => JSON.parse(l) as { reqId?: string, req?: { url?: string } })
+    .find(e => e.req?.url === `/health?probe=${probe}`)?.reqId
+  t.equal(reqIdOf('valid'), ids.valid, 'a sane X-Request-Id is the request id')
+  for (const probe of ['spaces', 'long', 'quote']) {
+    t.match(reqIdOf(probe), /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, `an X-Request-Id with ${probe} is replaced by a generated id`)
+  }
 })
 
 t.test('a bad configuration value stops start-up with one clear line', async t => {
