@@ -12,8 +12,10 @@ export function serverOptions (config: Pick<Config, 'LOG_LEVEL'>): FastifyServer
       // Never log credentials, even if a client sends them.
       redact: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-api-key"]']
     },
-    // Behind the ALB: the client's address and protocol come from X-Forwarded-*.
-    trustProxy: true,
+    // Behind the ALB: the client's address and protocol come from X-Forwarded-*, as written by
+    // proxies on private addresses (the ALB's nodes in the VPC). Not `true`: that trusts every
+    // hop, so a client's own X-Forwarded-For would name its address in the logs.
+    trustProxy: 'loopback, linklocal, uniquelocal',
     routerOptions: { ignoreTrailingSlash: true },
     // Not `requestIdHeader`: Fastify would take the header's value as it comes, any length and any
     // characters, into every log line of the request. genReqId reads it and keeps only sane ids.

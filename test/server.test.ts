@@ -35,6 +35,9 @@ t.test('npm start path: real HTTP, embedded DynamoDB, this host\'s collector, st
   for (const [probe, id] of Object.entries(ids)) {
     t.equal((await fetch(`http://127.0.0.1:${port}/health?probe=${probe}`, { headers: { 'x-request-id': id } })).status, 200)
   }
+  // behind the ALB: the client address is the one the ALB appended, not one the client sent
+  const forwarded = await fetch(`http://127.0.0.1:${port}/health?probe=forwarded`, { headers: { 'x-forwarded-for': '6.6.6.6, 203.0.113.7' } })
+  t.equal(forwarded.status, 200)
 
   child.kill('SIGTERM')
   const code = await exited
@@ -45,6 +48,8 @@ t.test('npm start path: real HTTP, embedded DynamoDB, this host\'s collector, st
   const reqIdOf = (probe: string): unknown => lines.map(l => JSON.parse(l) as { reqId?: string, req?: { url?: string } })
     .find(e => e.req?.url === `/health?probe=${probe}`)?.reqId
   t.equal(reqIdOf('valid'), ids.valid, 'a sane X-Request-Id is the request id')
+  const forwardedLog = lines.map(l => JSON.parse(l) as { req?: { url?: string, remoteAddress?: string } }).find(e => e.req?.url === '/health?probe=forwarded')
+  t.equal(forwardedLog?.req?.remoteAddress, '203.0.113.7', 'the client address is the last X-Forwarded-For hop (the ALB\'s), not the client\'s own claim')
   for (const probe of ['spaces', 'long', 'quote']) {
     t.match(reqIdOf(probe), /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, `an X-Request-Id with ${probe} is replaced by a generated id`)
   }
