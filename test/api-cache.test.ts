@@ -284,3 +284,24 @@ t.test('cached pages keep to HISTORY_CACHE_MB: past it the page read longest ago
     t.ok(app.historyCache.size.bytes <= Number(mb) * 1024 * 1024, `${app.historyCache.size.bytes} bytes kept`)
   }
 })
+
+t.test('a cached page\'s Link is made of its own query, not of the first client\'s URL', async t => {
+  const app = await build(t, { env: { HISTORY_CACHE_TTL_MS: '60000', STATUS_CACHE_TTL_MS: '60000' } })
+  const readings = Array.from({ length: 5 }, (_, i) => pcReading({}, i + 1))
+  await app.ingest.ingest(readings)
+  app.historyCache.invalidate(['pc1'])
+  // the first client's URL fills the cache; its extra parameter is none of the next client's business
+  const first = await app.inject('/devices/pc1?limit=2&from=2000-01-01&session=first-clients-secret')
+  t.equal(first.statusCode, 200)
+  const second = await app.inject('/devices/pc1?from=2000-01-01T00:00:00Z&limit=2')
+  t.equal(second.headers.etag, first.headers.etag, 'the same cached page')
+  for (const res of [first, second]) {
+    const link = String(res.headers.link)
+    t.notMatch(link, /secret|session/, 'no parameter of the first client in the Link')
+    t.match(link, /^<\/devices\/pc1\?limit=2&from=2000-01-01T00%3A00%3A00\.000Z&cursor=[^>]+>; rel="next"$/)
+  }
+  // following it pages on
+  const next = await app.inject(/<([^>]+)>/.exec(String(second.headers.link))![1]!)
+  t.equal(next.statusCode, 200)
+  t.same(next.json().map((r: { uuid: string }) => r.uuid), readings.slice(2, 4).map(r => r.uuid))
+})

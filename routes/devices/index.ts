@@ -51,6 +51,20 @@ function nextLink (request: FastifyRequest, cursor: string): string {
   return `<${url.pathname}${url.search}>; rel="next"`
 }
 
+/**
+ * The next-page link of a cached first page, which every client of that page gets: made of the
+ * page's own query (the validated limit and time bounds), never of the URL the first client sent
+ * (its other parameters, whatever they carry, would go to every other client).
+ */
+function cachedPageLink (request: FastifyRequest, query: { limit: number, from?: string, to?: string }, cursor: string): string {
+  const path = new URL(request.url, 'http://localhost').pathname
+  const search = new URLSearchParams({ limit: String(query.limit) })
+  if (query.from !== undefined) search.set('from', query.from)
+  if (query.to !== undefined) search.set('to', query.to)
+  search.set('cursor', cursor)
+  return `<${path}?${search.toString()}>; rel="next"`
+}
+
 export default async function devices (fastifyBase: FastifyInstance) {
   const fastify = fastifyBase.withTypeProvider<TypeBoxTypeProvider>()
 
@@ -106,7 +120,7 @@ export default async function devices (fastifyBase: FastifyInstance) {
       const gzipped = body.length >= GZIP_MIN_BYTES ? await gzipAsync(body) : undefined
       // Weak: the gzip-coded answer is the same representation, so it shares the tag.
       const etag = `W/"${createHash('sha1').update(body).digest('base64url')}"`
-      return { body, gzip: gzipped, etag, link: page.next !== undefined ? nextLink(request, page.next) : undefined }
+      return { body, gzip: gzipped, etag, link: page.next !== undefined ? cachedPageLink(request, options, page.next) : undefined }
     }
     // Not async: a page in memory (the pollers' case) is answered without a promise.
     const hit = fastify.historyCache.peek(device, key, load)
