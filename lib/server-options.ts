@@ -4,6 +4,13 @@ import type { Config } from './config.js'
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
+/**
+ * Idle keep-alive connections are kept longer than the ALB keeps them (its idle timeout, 60 s in
+ * deploy/alb.tf): the ALB closes them first, so it never sends a request down a connection the
+ * task is closing at that moment (which the client would see as a 502).
+ */
+export const KEEP_ALIVE_TIMEOUT_MS = 65_000
+
 /** The one set of server options: production (server.ts) and the test helper both use it. */
 export function serverOptions (config: Pick<Config, 'LOG_LEVEL'>): FastifyServerOptions {
   return {
@@ -24,6 +31,7 @@ export function serverOptions (config: Pick<Config, 'LOG_LEVEL'>): FastifyServer
       const given = req.headers['x-request-id']
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
     },
+    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     return503OnClosing: true,
     ajv: { customOptions: { coerceTypes: 'array', useDefaults: true, removeAdditional: true, allErrors: false } }
   }

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parse } from '@cdktf/hcl2json'
+import { KEEP_ALIVE_TIMEOUT_MS } from '../lib/server-options.js'
 
 type Json = any
 
@@ -214,6 +215,12 @@ t.test('no region literal anywhere: the region is a variable without default', a
   const provider = config.providers.aws?.[0]
   t.equal(provider?.region, '${var.region}', 'provider "aws" uses var.region')
   t.ok(provider?.default_tags?.[0]?.tags !== undefined, 'provider "aws" sets default_tags')
+})
+
+t.test('tasks keep idle connections longer than the ALB does (no 502 from a connection closed under a request)', async t => {
+  const idle = Number(resolve(resource('aws_lb', 'this').idle_timeout))
+  t.ok(idle > 0, `ALB idle_timeout ${idle} s`)
+  t.ok(KEEP_ALIVE_TIMEOUT_MS > idle * 1000, `keepAliveTimeout ${KEEP_ALIVE_TIMEOUT_MS} ms > ${idle * 1000} ms`)
 })
 
 t.test('ALB target group: ip targets on 3000, /health answering 200', async t => {

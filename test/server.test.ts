@@ -1,4 +1,5 @@
 import t from 'tap'
+import { Agent, get } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { build, pcReading, spawnServer, tempDir } from './helper.js'
 import { freePort } from './kafka-helper.js'
@@ -35,6 +36,14 @@ t.test('npm start path: real HTTP, embedded DynamoDB, this host\'s collector, st
   for (const [probe, id] of Object.entries(ids)) {
     t.equal((await fetch(`http://127.0.0.1:${port}/health?probe=${probe}`, { headers: { 'x-request-id': id } })).status, 200)
   }
+  // idle connections outlive the ALB's (60 s): the server says so on every keep-alive answer
+  const keepAlive = await new Promise<string | undefined>((resolve, reject) => {
+    get({ host: '127.0.0.1', port, path: '/health', agent: new Agent({ keepAlive: true }) }, res => {
+      res.resume()
+      resolve(String(res.headers['keep-alive']))
+    }).on('error', reject)
+  })
+  t.equal(keepAlive, 'timeout=65', 'Keep-Alive: timeout=65')
   // behind the ALB: the client address is the one the ALB appended, not one the client sent
   const forwarded = await fetch(`http://127.0.0.1:${port}/health?probe=forwarded`, { headers: { 'x-forwarded-for': '6.6.6.6, 203.0.113.7' } })
   t.equal(forwarded.status, 200)
