@@ -45,24 +45,18 @@ const gzipAsync = promisify(gzip)
 /** Smaller bodies are sent as they are: compressing them saves next to nothing. */
 const GZIP_MIN_BYTES = 1024
 
-function nextLink (request: FastifyRequest, cursor: string): string {
-  const url = new URL(request.url, 'http://localhost')
-  url.searchParams.set('cursor', cursor)
-  return `<${url.pathname}${url.search}>; rel="next"`
-}
-
 /**
- * The next-page link of a cached first page, which every client of that page gets: made of the
- * page's own query (the validated limit and time bounds), never of the URL the first client sent
- * (its other parameters, whatever they carry, would go to every other client).
+ * The next page's `Link`: the request's own query with the cursor; for a cached first page, which
+ * every client of it gets, only the page's own validated query (limit and time bounds), never
+ * parameters the first client added (whatever they carry would go to every other client).
  */
-function cachedPageLink (request: FastifyRequest, query: { limit: number, from?: string, to?: string }, cursor: string): string {
-  const path = new URL(request.url, 'http://localhost').pathname
-  const search = new URLSearchParams({ limit: String(query.limit) })
-  if (query.from !== undefined) search.set('from', query.from)
-  if (query.to !== undefined) search.set('to', query.to)
+function nextLink (request: FastifyRequest, cursor: string, page?: { limit: number, from?: string, to?: string }): string {
+  const url = new URL(request.url, 'http://localhost')
+  const search = page === undefined ? url.searchParams : new URLSearchParams({ limit: String(page.limit) })
+  if (page?.from !== undefined) search.set('from', page.from)
+  if (page?.to !== undefined) search.set('to', page.to)
   search.set('cursor', cursor)
-  return `<${path}?${search.toString()}>; rel="next"`
+  return `<${url.pathname}?${search.toString()}>; rel="next"`
 }
 
 export default async function devices (fastifyBase: FastifyInstance) {
@@ -120,7 +114,7 @@ export default async function devices (fastifyBase: FastifyInstance) {
       const gzipped = body.length >= GZIP_MIN_BYTES ? await gzipAsync(body) : undefined
       // Weak: the gzip-coded answer is the same representation, so it shares the tag.
       const etag = `W/"${createHash('sha1').update(body).digest('base64url')}"`
-      return { body, gzip: gzipped, etag, link: page.next !== undefined ? cachedPageLink(request, options, page.next) : undefined }
+      return { body, gzip: gzipped, etag, link: page.next !== undefined ? nextLink(request, page.next, options) : undefined }
     }
     // Not async: a page in memory (the pollers' case) is answered without a promise.
     const hit = fastify.historyCache.peek(device, key, load)
