@@ -7,7 +7,11 @@ import { runInNewContext } from 'node:vm'
  * data) is then not collected inside the next load's measured window.
  */
 export function fullGc (): void {
-  setFlagsFromString('--expose-gc')
-  const gc = runInNewContext('gc') as () => void
+  if (gc === undefined) {
+    setFlagsFromString('--expose-gc')
+    gc = runInNewContext('gc') as () => void
+  }
   gc()
 }
+
+let gc: (() => void) | undefined

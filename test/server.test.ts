@@ -54,11 +54,11 @@ t.test('npm start path: real HTTP, embedded DynamoDB, this host\'s collector, st
   const lines = output().split('\n').filter(l => l.startsWith('{'))
   t.ok(lines.length > 0 && lines.every(l => { try { JSON.parse(l); return true } catch { return false } }), 'logs are JSON lines')
   t.ok(lines.some(l => /"reqId"/.test(l)), 'request logs carry request ids')
-  const reqIdOf = (probe: string): unknown => lines.map(l => JSON.parse(l) as { reqId?: string, req?: { url?: string } })
-    .find(e => e.req?.url === `/health?probe=${probe}`)?.reqId
+  const entries = lines.map(l => JSON.parse(l) as { reqId?: string, req?: { url?: string, remoteAddress?: string } })
+  const logOf = (probe: string): typeof entries[number] | undefined => entries.find(e => e.req?.url === `/health?probe=${probe}`)
+  const reqIdOf = (probe: string): unknown => logOf(probe)?.reqId
   t.equal(reqIdOf('valid'), ids.valid, 'a sane X-Request-Id is the request id')
-  const forwardedLog = lines.map(l => JSON.parse(l) as { req?: { url?: string, remoteAddress?: string } }).find(e => e.req?.url === '/health?probe=forwarded')
-  t.equal(forwardedLog?.req?.remoteAddress, '203.0.113.7', 'the client address is the last X-Forwarded-For hop (the ALB\'s), not the client\'s own claim')
+  t.equal(logOf('forwarded')?.req?.remoteAddress, '203.0.113.7', 'the client address is the last X-Forwarded-For hop (the ALB\'s), not the client\'s own claim')
   for (const probe of ['spaces', 'long', 'quote']) {
     t.match(reqIdOf(probe), /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, `an X-Request-Id with ${probe} is replaced by a generated id`)
   }
