@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url'
 import type { FastifyInstance, FastifyPluginOptions, FastifyError } from 'fastify'
 import AutoLoad from '@fastify/autoload'
 import fp from 'fastify-plugin'
+import fastAnswers from './plugins/fast-answers.js'
 import type { Config } from './lib/config.js'
 import type { Dynamo } from './lib/dynamo/client.js'
 import type { Predictor } from './lib/ingest.js'
@@ -44,6 +45,8 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
 
   // Third-party plugins, then the app's own services (each declaring its dependencies), then routes.
   await fastify.register(AutoLoad, { dir: join(here, 'plugins/external'), options: opts, encapsulate: false })
+  // Before the services: its preClose hook must run first (Fastify answers 503 from the start of close).
+  await fastify.register(fastAnswers)
   await fastify.register(AutoLoad, { dir: join(here, 'plugins/app'), options: opts, encapsulate: false })
   await fastify.register(AutoLoad, {
     dir: join(here, 'routes'),

@@ -2,21 +2,26 @@ import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { gunzipSync } from 'node:zlib'
 import { GetCommand } from '@aws-sdk/lib-dynamodb'
-import { build, dynalite, dynamoClient, dynamoProxy, pcReading, uniqueTable } from './helper.js'
+import { build, dynalite, dynamoClient, dynamoProxy, overHttp, pcReading, uniqueTable } from './helper.js'
 
 // Two API tasks on one table: `writer` stores readings, `poller` answers pollers through a proxy
 // that counts (and can break) its DynamoDB calls. The poller never stores anything, so all it
-// knows comes from the table, as on an ECS service whose ingest runs in other tasks.
+// knows comes from the table, as on an ECS service whose ingest runs in other tasks. Pollers and
+// clients ask over real HTTP: a URL's first request is routed by Fastify, its next ones are
+// answered by FastAnswers, and every property here must hold for both.
 async function pair (t: Parameters<typeof build>[0], ttlMs: number) {
   const db = await dynalite(t)
   const table = uniqueTable()
   const writer = await build(t, { env: { DYNAMODB_ENDPOINT: db.endpoint, DYNAMODB_TABLE: table } })
   const proxy = await dynamoProxy(t, db.endpoint)
-  const poller = await build(t, {
+  const pollerApp = await build(t, {
     env: { DYNAMODB_ENDPOINT: proxy.endpoint, DYNAMODB_TABLE: table, STATUS_CACHE_TTL_MS: String(ttlMs), HISTORY_CACHE_TTL_MS: String(ttlMs) }
   })
+  const poller = await overHttp(t, pollerApp)
   proxy.calls = {}
-  return { db, table, writer, poller, proxy }
+  // `pollerApp.inject`: requests that reach the router in one turn of the event loop (over HTTP,
+  // requests sent at once arrive over a few turns, so a few batched reads)
+  return { db, table, writer, poller, pollerApp, proxy }
 }
 
 const calls = (proxy: { calls: Record<string, number> }, op: string): number => proxy.calls[op] ?? 0
@@ -33,10 +38,10 @@ t.test('N concurrent pollers of one device cost one table read', async t => {
 
 t.test('pollers of many devices cost one batched read per TTL, and see new readings within two TTLs', async t => {
   const ttl = 300
-  const { writer, poller, proxy } = await pair(t, ttl)
+  const { writer, poller, pollerApp, proxy } = await pair(t, ttl)
   const devices = Array.from({ length: 40 }, (_, i) => `dev${i}`)
   await writer.ingest.ingest(devices.map(device => pcReading({ device }, 1)))
-  const cold = await Promise.all(devices.map(d => poller.inject(`/devices/${d}/status`)))
+  const cold = await Promise.all(devices.map(d => pollerApp.inject(`/devices/${d}/status`)))
   t.ok(cold.every(a => a.statusCode === 200))
   t.equal(calls(proxy, 'BatchGetItem'), 1, 'the first requests of 40 devices at once: one read')
   proxy.calls = {}
@@ -44,9 +49,11 @@ t.test('pollers of many devices cost one batched read per TTL, and see new readi
   let wrong = 0
   const started = Date.now()
   const deadline = started + 5 * ttl
+  // Each worker polls its own five devices in turn: every device is asked for several times a TTL
+  // (in use) however slow the machine, not 8 at a time along the whole list.
   await Promise.all(Array.from({ length: 8 }, async (_, worker) => {
-    for (let i = worker; Date.now() < deadline; i++) {
-      const res = await poller.inject(`/devices/${devices[i % devices.length]!}/status`)
+    for (let i = 0; Date.now() < deadline; i++) {
+      const res = await poller.inject(`/devices/${devices[(worker + 8 * i) % devices.length]!}/status`)
       requests++
       if (res.statusCode !== 200) wrong++
     }
@@ -87,9 +94,10 @@ t.test('history pollers of many devices cost one batched revalidation per TTL, a
   let wrong = 0
   async function poll (ms: number): Promise<void> {
     const deadline = Date.now() + ms
+    // each worker its own five devices in turn, as in the status test above
     await Promise.all(Array.from({ length: 8 }, async (_, worker) => {
-      for (let i = worker; Date.now() < deadline; i++) {
-        const res = await poller.inject(`/devices/${devices[i % devices.length]!}?limit=10`)
+      for (let i = 0; Date.now() < deadline; i++) {
+        const res = await poller.inject(`/devices/${devices[(worker + 8 * i) % devices.length]!}?limit=10`)
         requests++
         if (res.statusCode !== 200) wrong++
         if (i % 7 === 0) await sleep(1)
@@ -195,15 +203,16 @@ t.test('history first pages carry an ETag: 304 until a reading of the device is 
 t.test('history first pages are sent gzip-coded to clients that accept it, and as before to the others', async t => {
   const db = await dynalite(t)
   const app = await build(t, { env: { DYNAMODB_ENDPOINT: db.endpoint } })
+  const client = await overHttp(t, app)
   await app.ingest.ingest(Array.from({ length: 30 }, (_, i) => pcReading({}, i + 1)))
   const url = '/devices/pc1?limit=20'
-  const plain = await app.inject(url)
+  const plain = await client.inject(url)
   t.equal(plain.statusCode, 200)
   t.equal(plain.json().length, 20)
   t.equal(plain.headers['content-encoding'], undefined, 'no Accept-Encoding: identity, as before')
   t.equal(plain.headers.vary, 'accept-encoding')
   for (const accept of ['gzip', 'gzip, deflate, br', 'br;q=1.0, gzip;q=0.8', '*', 'x-gzip', 'GZIP;Q=0.5', 'deflate;q=0, gzip']) {
-    const res = await app.inject({ url, headers: { 'accept-encoding': accept } })
+    const res = await client.inject({ url, headers: { 'accept-encoding': accept } })
     t.equal(res.statusCode, 200)
     t.equal(res.headers['content-encoding'], 'gzip', `"${accept}": gzip`)
     t.equal(gunzipSync(res.rawPayload).toString(), plain.body, `"${accept}": the same JSON`)
@@ -214,24 +223,24 @@ t.test('history first pages are sent gzip-coded to clients that accept it, and a
     t.equal(res.headers.link, plain.headers.link)
   }
   for (const accept of ['gzip;q=0', 'br, deflate', 'identity', '*;q=0', 'gzip;q=0, *', 'gzip;q=abc', '']) {
-    const res = await app.inject({ url, headers: { 'accept-encoding': accept } })
+    const res = await client.inject({ url, headers: { 'accept-encoding': accept } })
     t.equal(res.headers['content-encoding'], undefined, `"${accept}": identity`)
     t.equal(res.body, plain.body)
   }
-  const notModified = await app.inject({ url, headers: { 'accept-encoding': 'gzip', 'if-none-match': plain.headers.etag as string } })
+  const notModified = await client.inject({ url, headers: { 'accept-encoding': 'gzip', 'if-none-match': plain.headers.etag as string } })
   t.equal(notModified.statusCode, 304, 'If-None-Match still answers 304')
   t.equal(notModified.rawPayload.length, 0)
-  const small = await app.inject({ url: '/devices/pc1?limit=1', headers: { 'accept-encoding': 'gzip' } })
+  const small = await client.inject({ url: '/devices/pc1?limit=1', headers: { 'accept-encoding': 'gzip' } })
   t.equal(small.headers['content-encoding'], undefined, 'a page under 1 KB is sent as it is')
   t.equal(small.json().length, 1)
   const next = /<([^>]+)>/.exec(plain.headers.link as string)![1]!
-  const behindCursor = await app.inject({ url: next, headers: { 'accept-encoding': 'gzip' } })
+  const behindCursor = await client.inject({ url: next, headers: { 'accept-encoding': 'gzip' } })
   t.equal(behindCursor.headers['content-encoding'], undefined, 'pages behind a cursor are not cached, nor compressed')
   t.equal(behindCursor.json().length, 10)
 })
 
 t.test('status reads DynamoDB leaves unprocessed (throttling) are asked for again', async t => {
-  const { writer, poller, proxy } = await pair(t, 60_000)
+  const { writer, pollerApp, proxy } = await pair(t, 60_000)
   const devices = ['a1', 'a2', 'a3']
   await writer.ingest.ingest(devices.map(device => pcReading({ device })))
   let throttled = 0
@@ -242,7 +251,7 @@ t.test('status reads DynamoDB leaves unprocessed (throttling) are asked for agai
     const [table, items] = Object.entries(responses)[0]!
     return { Responses: { [table]: [] }, UnprocessedKeys: { [table]: { Keys: items.map(i => ({ device: i.device, sk: i.sk })) } } }
   }
-  const answers = await Promise.all(devices.map(d => poller.inject(`/devices/${d}/status`)))
+  const answers = await Promise.all(devices.map(d => pollerApp.inject(`/devices/${d}/status`)))
   t.same(answers.map(a => a.statusCode), [200, 200, 200])
   t.same(answers.map(a => a.json().device), devices)
   t.equal(calls(proxy, 'BatchGetItem'), 2, 'the unprocessed keys were read again')
@@ -275,11 +284,12 @@ t.test('cached pages keep to HISTORY_CACHE_MB: past it the page read longest ago
     const db = await dynalite(t)
     const proxy = await dynamoProxy(t, db.endpoint)
     const app = await build(t, { env: { DYNAMODB_ENDPOINT: proxy.endpoint, HISTORY_CACHE_MB: mb, HISTORY_CACHE_TTL_MS: '60000', STATUS_CACHE_TTL_MS: '60000' } })
+    const client = await overHttp(t, app)
     // Two devices, each page ~5 KB: an 8 KB budget holds one of them.
     await app.ingest.ingest(['a1', 'a2'].flatMap(device => Array.from({ length: 20 }, (_, i) => pcReading({ device }, i + 1))))
     app.historyCache.invalidate(['a1', 'a2']) // this process's own writes drop pages anyway; start clean
     proxy.calls = {}
-    for (const device of ['a1', 'a2', 'a1']) t.equal((await app.inject(`/devices/${device}?limit=20`)).json().length, 20)
+    for (const device of ['a1', 'a2', 'a1']) t.equal((await client.inject(`/devices/${device}?limit=20`)).json().length, 20)
     t.equal(calls(proxy, 'Query'), queries, `HISTORY_CACHE_MB=${mb}: ${queries} queries for a1, a2, a1`)
     t.ok(app.historyCache.size.bytes <= Number(mb) * 1024 * 1024, `${app.historyCache.size.bytes} bytes kept`)
   }
@@ -287,13 +297,14 @@ t.test('cached pages keep to HISTORY_CACHE_MB: past it the page read longest ago
 
 t.test('a cached page\'s Link is made of its own query, not of the first client\'s URL', async t => {
   const app = await build(t, { env: { HISTORY_CACHE_TTL_MS: '60000', STATUS_CACHE_TTL_MS: '60000' } })
+  const client = await overHttp(t, app)
   const readings = Array.from({ length: 5 }, (_, i) => pcReading({}, i + 1))
   await app.ingest.ingest(readings)
   app.historyCache.invalidate(['pc1'])
   // the first client's URL fills the cache; its extra parameter is none of the next client's business
-  const first = await app.inject('/devices/pc1?limit=2&from=2000-01-01&session=first-clients-secret')
+  const first = await client.inject('/devices/pc1?limit=2&from=2000-01-01&session=first-clients-secret')
   t.equal(first.statusCode, 200)
-  const second = await app.inject('/devices/pc1?from=2000-01-01T00:00:00Z&limit=2')
+  const second = await client.inject('/devices/pc1?from=2000-01-01T00:00:00Z&limit=2')
   t.equal(second.headers.etag, first.headers.etag, 'the same cached page')
   for (const res of [first, second]) {
     const link = String(res.headers.link)
@@ -301,7 +312,7 @@ t.test('a cached page\'s Link is made of its own query, not of the first client\
     t.match(link, /^<\/devices\/pc1\?limit=2&from=2000-01-01T00%3A00%3A00\.000Z&cursor=[^>]+>; rel="next"$/)
   }
   // following it pages on
-  const next = await app.inject(/<([^>]+)>/.exec(String(second.headers.link))![1]!)
+  const next = await client.inject(/<([^>]+)>/.exec(String(second.headers.link))![1]!)
   t.equal(next.statusCode, 200)
   t.same(next.json().map((r: { uuid: string }) => r.uuid), readings.slice(2, 4).map(r => r.uuid))
 })

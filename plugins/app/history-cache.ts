@@ -1,14 +1,16 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { PageCache } from '../../lib/page-cache.js'
+import type { Prepared } from '../../lib/fast-answers.js'
 
-/** A first page as the route sends it: serialised (and gzip-coded) once per read, not once per request. */
+/** A first page's answers as the route sends them: made (serialised, gzip-coded) once per read, not once per request. */
 export interface CachedPage {
-  body: Buffer
-  /** `body` gzip-coded, for clients that accept it (small pages are not) */
-  gzip: Buffer | undefined
   etag: string
-  link: string | undefined
+  identity: Prepared
+  /** the body gzip-coded, for clients that accept it (small pages are not) */
+  gzip: Prepared | undefined
+  /** the 304 for clients that send `etag` in If-None-Match */
+  notModified: Prepared
 }
 
 declare module 'fastify' {
@@ -22,6 +24,6 @@ export default fp(async function historyCache (fastify: FastifyInstance) {
     ttlMs: fastify.config.HISTORY_CACHE_TTL_MS,
     revisions: fastify.statuses,
     maxBytes: fastify.config.HISTORY_CACHE_MB * 1024 * 1024,
-    sizeOf: page => page.body.length + (page.gzip?.length ?? 0) + 200
+    sizeOf: page => (page.identity.body?.length ?? 0) + (page.gzip?.body?.length ?? 0) + 600
   }))
 }, { name: 'history-cache', dependencies: ['env', 'status'] })

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { promisify } from 'node:util'
 import { gzip } from 'node:zlib'
+import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
@@ -11,6 +12,7 @@ import { acceptsGzip } from '../../lib/accept-encoding.js'
 import { BadRequestError, NotFoundError } from '../../lib/errors.js'
 import type { StatusRecord } from '../../lib/readings-repository.js'
 import type { CachedPage } from '../../plugins/app/history-cache.js'
+import { prepared, type Prepared } from '../../lib/fast-answers.js'
 
 const errors = {
   400: Type.Ref(ErrorSchema),
@@ -36,10 +38,13 @@ const IfNoneMatch = Type.Object({
   'if-none-match': Type.Optional(Type.String({ description: 'The ETag of a previous answer: 304 while it is still the answer' }))
 })
 
-/** Sends a body serialised earlier by the route's own serialiser. */
-function sendJson (reply: FastifyReply, body: Buffer): FastifyReply {
-  return reply.type('application/json; charset=utf-8').send(body)
+/** Sends an answer made earlier (body serialised by the route's own serialiser). */
+function replyWith (reply: FastifyReply, answer: Prepared): FastifyReply {
+  return reply.code(answer.code).headers(answer.headers).send(answer.body)
 }
+
+const JSON_TYPE = 'application/json; charset=utf-8'
+type Serialize = (value: unknown) => string
 
 const gzipAsync = promisify(gzip)
 /** Smaller bodies are sent as they are: compressing them saves next to nothing. */
@@ -50,8 +55,8 @@ const GZIP_MIN_BYTES = 1024
  * every client of it gets, only the page's own validated query (limit and time bounds), never
  * parameters the first client added (whatever they carry would go to every other client).
  */
-function nextLink (request: FastifyRequest, cursor: string, page?: { limit: number, from?: string, to?: string }): string {
-  const url = new URL(request.url, 'http://localhost')
+function nextLink (requestUrl: string, cursor: string, page?: { limit: number, from?: string, to?: string }): string {
+  const url = new URL(requestUrl, 'http://localhost')
   const search = page === undefined ? url.searchParams : new URLSearchParams({ limit: String(page.limit) })
   if (page?.from !== undefined) search.set('from', page.from)
   if (page?.to !== undefined) search.set('to', page.to)
@@ -72,13 +77,13 @@ export default async function devices (fastifyBase: FastifyInstance) {
     }
   }, async function listAllReadings (request, reply) {
     const page = await fastify.readings.listAll({ limit: request.query.limit, cursor: request.query.cursor, ...timeBounds(request.query) })
-    if (page.next !== undefined) reply.header('link', nextLink(request, page.next))
+    if (page.next !== undefined) reply.header('link', nextLink(request.url, page.next))
     return { Items: page.items, Count: page.items.length, ...(page.next !== undefined ? { next_cursor: page.next } : {}) }
   })
 
   // The route's own response serialiser, taken from the first request: cached first pages are
   // serialised with it once per read of the table instead of once per request.
-  let serializeList: ((items: unknown) => string) | undefined
+  let serializeList: Serialize | undefined
 
   fastify.get('/:device', {
     schema: {
@@ -101,12 +106,13 @@ export default async function devices (fastifyBase: FastifyInstance) {
     const options = { limit: request.query.limit, cursor: request.query.cursor, ...timeBounds(request.query) }
     if (options.cursor !== undefined) {
       return fastify.readings.listDevice(device, options).then(page => {
-        if (page.next !== undefined) reply.header('link', nextLink(request, page.next))
+        if (page.next !== undefined) reply.header('link', nextLink(request.url, page.next))
         return page.items
       })
     }
-    const serialize = serializeList ??= reply.getSerializationFunction('200') as (items: unknown) => string
+    const serialize = serializeList ??= reply.getSerializationFunction('200') as Serialize
     const key = `${options.limit}|${options.from ?? ''}|${options.to ?? ''}`
+    const url = request.url
     const load = async (): Promise<CachedPage> => {
       const page = await fastify.readings.listDevice(device, options)
       const body = Buffer.from(serialize(page.items))
@@ -114,23 +120,33 @@ export default async function devices (fastifyBase: FastifyInstance) {
       const gzipped = body.length >= GZIP_MIN_BYTES ? await gzipAsync(body) : undefined
       // Weak: the gzip-coded answer is the same representation, so it shares the tag.
       const etag = `W/"${createHash('sha1').update(body).digest('base64url')}"`
-      return { body, gzip: gzipped, etag, link: page.next !== undefined ? nextLink(request, page.next, options) : undefined }
+      const link = page.next !== undefined ? nextLink(url, page.next, options) : undefined
+      const headers = { ...(link !== undefined ? { link } : {}), etag, 'cache-control': 'no-cache', vary: 'accept-encoding' }
+      return {
+        etag,
+        identity: prepared(200, { ...headers, 'content-type': JSON_TYPE }, body),
+        gzip: gzipped !== undefined ? prepared(200, { ...headers, 'content-type': JSON_TYPE, 'content-encoding': 'gzip' }, gzipped) : undefined,
+        notModified: prepared(304, headers)
+      }
     }
+    // The pollers' next requests of this very URL are answered before Fastify routes them.
+    fastify.fastAnswers.remember(url, headers => {
+      const page = fastify.historyCache.peek(device, key, load)
+      return page === undefined ? undefined : pageAnswer(page, headers)
+    })
     // Not async: a page in memory (the pollers' case) is answered without a promise.
     const hit = fastify.historyCache.peek(device, key, load)
     if (hit !== undefined) {
-      sendPage(request, reply, hit)
+      replyWith(reply, pageAnswer(hit, request.headers))
       return
     }
-    return fastify.historyCache.get(device, key, load).then(page => { sendPage(request, reply, page) })
+    return fastify.historyCache.get(device, key, load).then(page => { replyWith(reply, pageAnswer(page, request.headers)) })
   })
 
-  function sendPage (request: FastifyRequest, reply: FastifyReply, page: CachedPage): void {
-    if (page.link !== undefined) reply.header('link', page.link)
-    reply.header('etag', page.etag).header('cache-control', 'no-cache').header('vary', 'accept-encoding')
-    if (request.headers['if-none-match'] === page.etag) reply.code(304).send(null)
-    else if (page.gzip !== undefined && acceptsGzip(request.headers['accept-encoding'])) sendJson(reply.header('content-encoding', 'gzip'), page.gzip)
-    else sendJson(reply, page.body)
+  function pageAnswer (page: CachedPage, headers: IncomingHttpHeaders): Prepared {
+    if (headers['if-none-match'] === page.etag) return page.notModified
+    if (page.gzip !== undefined && acceptsGzip(headers['accept-encoding'])) return page.gzip
+    return page.identity
   }
 
   fastify.get('/:device/status', {
@@ -149,40 +165,53 @@ export default async function devices (fastifyBase: FastifyInstance) {
     }
   }, function getDeviceStatus (request, reply) {
     const { device } = request.params
+    const serialize = serializeStatus ??= reply.getSerializationFunction('200') as Serialize
+    // The pollers' next requests of this very URL are answered before Fastify routes them.
+    fastify.fastAnswers.remember(request.url, headers => {
+      const record = fastify.statuses.peek(device)?.record
+      // none kept, or none to give (the route's 404)
+      return record == null ? undefined : statusAnswer(record, headers, serialize)
+    })
     // Not async: a status in memory (the pollers' case) is answered without a promise.
     const hit = fastify.statuses.peek(device)
     if (hit !== undefined) {
-      sendStatus(request, reply, device, hit.record)
+      sendStatus(request, reply, device, hit.record, serialize)
       return
     }
-    return fastify.statuses.record(device).then(record => { sendStatus(request, reply, device, record) })
+    return fastify.statuses.record(device).then(record => { sendStatus(request, reply, device, record, serialize) })
   })
 
-  function sendStatus (request: FastifyRequest, reply: FastifyReply, device: string, record: StatusRecord | null): void {
+  function sendStatus (request: FastifyRequest, reply: FastifyReply, device: string, record: StatusRecord | null, serialize: Serialize): void {
     if (record === null) throw new NotFoundError(`No readings for device "${device}"`)
-    const answer = statusAnswer(record, reply)
-    reply.header('etag', answer.etag).header('cache-control', 'no-cache')
-    if (request.headers['if-none-match'] === answer.etag) reply.code(304).send(null)
-    else sendJson(reply, answer.body)
+    replyWith(reply, statusAnswer(record, request.headers, serialize))
   }
 
   // A status answer changes with its record, with age_seconds (a tenth of a second) and with
-  // staleness: pollers within one tenth share one serialised body.
-  interface Answer { ms: number, tenths: number, stale: boolean, body: Buffer, etag: string }
-  const answers = new WeakMap<StatusRecord, Answer>()
-  let serializeStatus: ((status: unknown) => string) | undefined
+  // staleness: pollers within one tenth share one serialised answer.
+  interface Answers { ms: number, tenths: number, stale: boolean, etag: string, ok: Prepared, notModified: Prepared }
+  const answers = new WeakMap<StatusRecord, Answers>()
+  let serializeStatus: Serialize | undefined
 
-  function statusAnswer (record: StatusRecord, reply: FastifyReply): Answer {
+  function statusAnswer (record: StatusRecord, headers: IncomingHttpHeaders, serialize: Serialize): Prepared {
     let answer = answers.get(record)
     const ms = answer?.ms ?? Date.parse(record.loading_datetime)
     const age = fastify.statuses.age(ms)
     const { tenths, stale } = age
-    if (answer !== undefined && answer.tenths === tenths && answer.stale === stale) return answer
-    const status = fastify.statuses.toStatus(record, age)
-    const serialize = serializeStatus ??= reply.getSerializationFunction('200') as (status: unknown) => string
-    // The ETag names the reading (and staleness), not the body: age_seconds changes every tenth.
-    answer = { ms, tenths, stale, body: Buffer.from(serialize(status)), etag: `W/"${status.uuid}${status.stale ? '-stale' : ''}"` }
-    answers.set(record, answer)
-    return answer
+    if (answer === undefined || answer.tenths !== tenths || answer.stale !== stale) {
+      const status = fastify.statuses.toStatus(record, age)
+      // The ETag names the reading (and staleness), not the body: age_seconds changes every tenth.
+      const etag = `W/"${status.uuid}${status.stale ? '-stale' : ''}"`
+      const common = { etag, 'cache-control': 'no-cache' }
+      answer = {
+        ms,
+        tenths,
+        stale,
+        etag,
+        ok: prepared(200, { ...common, 'content-type': JSON_TYPE }, Buffer.from(serialize(status))),
+        notModified: answer?.etag === etag ? answer.notModified : prepared(304, common)
+      }
+      answers.set(record, answer)
+    }
+    return headers['if-none-match'] === answer.etag ? answer.notModified : answer.ok
   }
 }
