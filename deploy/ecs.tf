@@ -27,6 +27,7 @@ locals {
     AWS_REGION          = var.region
     DYNAMODB_TABLE      = aws_dynamodb_table.this.name
     LOG_LEVEL           = var.log_level
+    LOG_REQUESTS        = tostring(var.log_requests)
     COLLECTOR           = "off"
     SHUTDOWN_TIMEOUT_MS = tostring(local.shutdown_timeout_ms)
     STALE_AFTER_SECONDS = var.stale_after_seconds == null ? null : tostring(var.stale_after_seconds)

@@ -247,6 +247,12 @@ variable "log_level" {
   }
 }
 
+variable "log_requests" {
+  description = "LOG_REQUESTS for both roles: log every request (two lines each, at info). false keeps the service's own info logs and lets pollers' repeated requests be answered before routing; the cheaper choice at high polling rates."
+  type        = bool
+  default     = true
+}
+
 variable "stale_after_seconds" {
   description = "STALE_AFTER_SECONDS: a device with no reading for this long is reported stale (null: the service default)."
   type        = number

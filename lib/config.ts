@@ -10,6 +10,8 @@ export interface Config extends RawConfig {
   dynamoMode: 'embedded' | 'endpoint' | 'aws'
   kafkaEnabled: boolean
   collectorEnabled: boolean
+  /** LOG_REQUESTS: Fastify logs every request (at info) */
+  logRequests: boolean
   deviceName: string
   staleAfterSeconds: number
   topics: string[]
@@ -78,6 +80,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     dynamoMode: raw.DYNAMODB_ENDPOINT !== undefined ? 'endpoint' : raw.AWS_REGION !== undefined ? 'aws' : 'embedded',
     kafkaEnabled,
     collectorEnabled,
+    logRequests: raw.LOG_REQUESTS === 'true' || raw.LOG_REQUESTS === '1' || raw.LOG_REQUESTS === 'on',
     deviceName: raw.DEVICE_NAME ?? deviceNameFromHost(),
     // Silence is not health: three missed collection periods make a device stale.
     staleAfterSeconds: raw.STALE_AFTER_SECONDS ?? 3 * raw.COLLECT_INTERVAL_SECONDS,

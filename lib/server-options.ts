@@ -12,13 +12,14 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 export const KEEP_ALIVE_TIMEOUT_MS = 65_000
 
 /** The one set of server options: production (server.ts) and the test helper both use it. */
-export function serverOptions (config: Pick<Config, 'LOG_LEVEL'>): FastifyServerOptions {
+export function serverOptions (config: Pick<Config, 'LOG_LEVEL' | 'logRequests'>): FastifyServerOptions {
   return {
     logger: {
       level: config.LOG_LEVEL,
       // Never log credentials, even if a client sends them.
       redact: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-api-key"]']
     },
+    disableRequestLogging: !config.logRequests,
     // Behind the ALB: the client's address and protocol come from X-Forwarded-*, as written by
     // proxies on private addresses (the ALB's nodes in the VPC). Not `true`: that trusts every
     // hop, so a client's own X-Forwarded-For would name its address in the logs.

@@ -12,8 +12,9 @@ declare module 'fastify' {
 type Listener = (req: IncomingMessage, res: ServerResponse) => void
 
 /**
- * Puts `FastAnswers` in front of Fastify's request handler. Off while requests are logged (at
- * `info` and below Fastify writes two lines a request, which answers from here would not), off
+ * Puts `FastAnswers` in front of Fastify's request handler. Off while requests are logged
+ * (`LOG_REQUESTS` on and `LOG_LEVEL` info or below: Fastify writes two lines a request, which
+ * answers from here would not), off
  * from the start of shutdown, and off if the server is not the plain one Fastify made (its one
  * `request` listener being Fastify's handler).
  */
@@ -22,7 +23,7 @@ export default fp(async function fastAnswers (fastify: FastifyInstance) {
   const listeners = server.listeners('request') as Listener[]
   const routing = listeners.length === 1 ? listeners[0] : undefined
   const log = fastify.log as { isLevelEnabled?: (level: string) => boolean }
-  const requestsLogged = log.isLevelEnabled?.('info') ?? true
+  const requestsLogged = fastify.config.logRequests && (log.isLevelEnabled?.('info') ?? true)
   const answers = new FastAnswers({ enabled: routing !== undefined && !requestsLogged })
   fastify.decorate('fastAnswers', answers)
   if (!answers.active || routing === undefined) return

@@ -7,6 +7,7 @@ export const ConfigSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
   HOST: Type.String({ minLength: 1, default: '0.0.0.0' }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info' }),
+  LOG_REQUESTS: Type.Union(['true', 'false', '1', '0', 'on', 'off'].map(l => Type.Literal(l)), { default: 'true' }),
   ROLE: Type.Union([Type.Literal('all'), Type.Literal('api'), Type.Literal('ingest')], { default: 'all' }),
   DATA_DIR: Type.String({ minLength: 1, default: './data' }),
   DYNAMODB_TABLE: Type.String({ pattern: '^[A-Za-z0-9_.-]{3,255}$', default: 'sensors_data' }),

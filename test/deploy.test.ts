@@ -293,6 +293,7 @@ t.test('task definitions: Fargate, port 3000, ROLE, health check, stopTimeout ab
       t.equal(env.PORT, String(CONTAINER_PORT), 'PORT=3000')
       t.equal(env.HOST, '0.0.0.0')
       t.equal(env.COLLECTOR, 'off', 'no host collector inside Fargate')
+      t.equal(env.LOG_REQUESTS, String(config.variables.log_requests?.default), 'LOG_REQUESTS from var.log_requests (default true)')
       t.equal(env.AWS_REGION, '${var.region}')
       t.match(String(env.DYNAMODB_TABLE), /aws_dynamodb_table\.this\.name|var\.table_name/)
       t.notOk('KAFKA_SASL_PASSWORD' in env, 'the SASL password is never a plain environment value')

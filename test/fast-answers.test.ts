@@ -107,14 +107,20 @@ t.test('HEAD and unknown devices are routed as before', async t => {
   t.equal(bad.statusCode, 400, 'an invalid query is the route\'s 400')
 })
 
-t.test('while requests are logged (LOG_LEVEL=info), every request is routed and logged', async t => {
-  const lines: string[] = []
-  const { client, routed } = await counted(t, { env: { LOG_LEVEL: 'info' }, logStream: { write: line => { lines.push(line) } } })
+t.test('while requests are logged (LOG_LEVEL=info, LOG_REQUESTS on), every request is routed and logged; LOG_REQUESTS=false logs none', async t => {
   const url = '/devices/pc1?limit=20'
-  for (let i = 0; i < 3; i++) t.equal((await client.inject(url)).statusCode, 200)
-  t.equal(routed.filter(r => r === `GET ${url}`).length, 3, 'three requests routed')
-  const logged = lines.map(l => JSON.parse(l) as { msg: string, req?: { url: string } }).filter(l => l.msg === 'incoming request' && l.req?.url === url)
-  t.equal(logged.length, 3, 'three requests logged')
+  for (const [logRequests, routedTimes, loggedTimes] of [['true', 3, 3], ['false', 1, 0]] as const) {
+    const lines: Array<{ msg: string, req?: { url: string } }> = []
+    const { client, routed } = await counted(t, {
+      env: { LOG_LEVEL: 'info', LOG_REQUESTS: logRequests },
+      logStream: { write: line => { lines.push(JSON.parse(line)) } }
+    })
+    for (let i = 0; i < 3; i++) t.equal((await client.inject(url)).statusCode, 200)
+    t.equal(routed.filter(r => r === `GET ${url}`).length, routedTimes, `LOG_REQUESTS=${logRequests}: ${routedTimes} of 3 requests routed`)
+    const logged = lines.filter(l => l.msg === 'incoming request' && l.req?.url === url)
+    t.equal(logged.length, loggedTimes, `LOG_REQUESTS=${logRequests}: ${loggedTimes} logged`)
+    t.ok(lines.some(l => l.msg.startsWith('Server listening')), `LOG_REQUESTS=${logRequests}: the service's own info lines are written`)
+  }
 })
 
 t.test('from the start of shutdown every request gets the route\'s 503, known URLs included', async t => {

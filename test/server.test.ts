@@ -65,7 +65,7 @@ t.test('npm start path: real HTTP, embedded DynamoDB, this host\'s collector, st
 })
 
 t.test('a bad configuration value stops start-up with one clear line', async t => {
-  for (const [key, value] of [['PORT', '99999'], ['DYNAMODB_ENDPOINT', 'not a url'], ['COLLECTOR', 'maybe']] as const) {
+  for (const [key, value] of [['PORT', '99999'], ['DYNAMODB_ENDPOINT', 'not a url'], ['COLLECTOR', 'maybe'], ['LOG_REQUESTS', 'sometimes']] as const) {
     const { output, exited } = spawnServer(t, { [key]: value, DATA_DIR: await tempDir(t) })
     const code = await exited
     t.equal(code, 1, `${key} exits 1`)
