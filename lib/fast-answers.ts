@@ -8,9 +8,9 @@ export type FastAnswer = (headers: IncomingHttpHeaders) => Prepared | undefined
  * Fastify sees the request: the pollers' requests (the same few URLs again and again) cost a map
  * lookup and a write instead of routing, validation, hooks, a reply object and a child logger.
  * A route remembers an answer for `request.url` only after its own schema accepted that URL, and
- * the answer gives way (returns false) whenever it cannot answer exactly as the route would: the
- * route then runs as usual. Only GET requests without a body are answered, and none while the
- * server is closing (Fastify's own 503 applies then).
+ * the answer gives way (undefined) whenever it cannot answer exactly as the route would: the route
+ * then runs as usual. Only GET requests without a body are answered, and none once `disable`d
+ * (from the start of shutdown: Fastify's own 503 applies then). Hooks do not run for these answers.
  */
 export class FastAnswers {
   private readonly answers = new Map<string, FastAnswer>()

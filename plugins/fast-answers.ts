@@ -14,9 +14,8 @@ type Listener = (req: IncomingMessage, res: ServerResponse) => void
 /**
  * Puts `FastAnswers` in front of Fastify's request handler. Off while requests are logged
  * (`LOG_REQUESTS` on and `LOG_LEVEL` info or below: Fastify writes two lines a request, which
- * answers from here would not), off
- * from the start of shutdown, and off if the server is not the plain one Fastify made (its one
- * `request` listener being Fastify's handler).
+ * answers from here would not), off from the start of shutdown, and off if the server is not the
+ * plain one Fastify made (its one `request` listener being Fastify's handler).
  */
 export default fp(async function fastAnswers (fastify: FastifyInstance) {
   const server = fastify.server
