@@ -200,6 +200,35 @@ t.test('history first pages carry an ETag: 304 until a reading of the device is 
   t.equal(next.headers.etag, undefined, 'pages behind a cursor are read once, without an ETag')
 })
 
+t.test('If-None-Match is matched as RFC 9110 says: lists, `*`, weak comparison; on both device routes', async t => {
+  const app = await build(t, { env: { HISTORY_CACHE_TTL_MS: '60000', STATUS_CACHE_TTL_MS: '60000' } })
+  const client = await overHttp(t, app)
+  await app.ingest.ingest([pcReading({}, 2), pcReading({}, 1)])
+  for (const url of ['/devices/pc1', '/devices/pc1/status']) {
+    const etag = (await client.inject(url)).headers.etag as string
+    t.match(etag, /^W\/"[^"]+"$/, `${url}: a weak tag`)
+    const strong = etag.slice(2)
+    const cases: Array<[string, number]> = [
+      [etag, 304],
+      [`W/"other", ${etag}`, 304],
+      [`${etag},W/"other"`, 304],
+      [strong, 304], // weak comparison: the same opaque tag
+      ['*', 304],
+      ['W/"other"', 200],
+      [`W/"other", "${strong.slice(1, -1)}x"`, 200],
+      ['', 200]
+    ]
+    // twice each: the URL's first request is routed, the next answered before routing
+    for (let round = 0; round < 2; round++) {
+      for (const [header, code] of cases) {
+        const res = await client.inject({ url, headers: { 'if-none-match': header } })
+        t.equal(res.statusCode, code, `${url} If-None-Match: ${header} → ${code}`)
+        t.equal(res.rawPayload.length === 0, code === 304)
+      }
+    }
+  }
+})
+
 t.test('history first pages are sent gzip-coded to clients that accept it, and as before to the others', async t => {
   const db = await dynalite(t)
   const app = await build(t, { env: { DYNAMODB_ENDPOINT: db.endpoint } })

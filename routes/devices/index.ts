@@ -9,6 +9,7 @@ import { DeviceParamsSchema, ListQuerySchema, StatusSchema, type ListQuery } fro
 import { ErrorSchema } from '../../schemas/common.js'
 import { parseTime } from '../../lib/time.js'
 import { acceptsGzip } from '../../lib/accept-encoding.js'
+import { noneMatch } from '../../lib/conditional.js'
 import { BadRequestError, NotFoundError } from '../../lib/errors.js'
 import type { StatusRecord } from '../../lib/readings-repository.js'
 import type { CachedPage } from '../../plugins/app/history-cache.js'
@@ -35,7 +36,7 @@ function timeBounds (query: ListQuery): { from?: string, to?: string } {
 }
 
 const IfNoneMatch = Type.Object({
-  'if-none-match': Type.Optional(Type.String({ description: 'The ETag of a previous answer: 304 while it is still the answer' }))
+  'if-none-match': Type.Optional(Type.String({ description: 'The ETag of a previous answer (or a list of them, or `*`; compared weakly): 304 while it is still the answer' }))
 })
 
 /** Sends an answer made earlier (body serialised by the route's own serialiser). */
@@ -144,7 +145,7 @@ export default async function devices (fastifyBase: FastifyInstance) {
   })
 
   function pageAnswer (page: CachedPage, headers: IncomingHttpHeaders): Prepared {
-    if (headers['if-none-match'] === page.etag) return page.notModified
+    if (noneMatch(headers['if-none-match'], page.etag)) return page.notModified
     if (page.gzip !== undefined && acceptsGzip(headers['accept-encoding'])) return page.gzip
     return page.identity
   }
@@ -212,6 +213,6 @@ export default async function devices (fastifyBase: FastifyInstance) {
       }
       answers.set(record, answer)
     }
-    return headers['if-none-match'] === answer.etag ? answer.notModified : answer.ok
+    return noneMatch(headers['if-none-match'], answer.etag) ? answer.notModified : answer.ok
   }
 }
