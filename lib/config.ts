@@ -46,6 +46,11 @@ function explain (schema: TSchema | undefined, fallback: string): string {
   return fallback.charAt(0).toLowerCase() + fallback.slice(1)
 }
 
+/** The switches' spellings of "on" (`on`, `true`, `1`); the schema allows only these and their opposites. */
+function isOn (value: string): boolean {
+  return value === 'on' || value === 'true' || value === '1'
+}
+
 export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   const data: Record<string, string> = {}
   for (const key of Object.keys(ConfigSchema.properties)) {
@@ -66,7 +71,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   const collector = raw.COLLECTOR
   const collectorEnabled = raw.ROLE !== 'api' && (collector === 'auto'
     ? raw.KAFKA_BROKERS === undefined
-    : collector === 'on' || collector === 'true' || collector === '1')
+    : isOn(collector))
   if (raw.KAFKA_SASL_MECHANISM !== undefined && (raw.KAFKA_SASL_USERNAME === undefined || raw.KAFKA_SASL_PASSWORD === undefined)) {
     throw new ConfigError('Invalid configuration: KAFKA_SASL_MECHANISM needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD')
   }
@@ -80,7 +85,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     dynamoMode: raw.DYNAMODB_ENDPOINT !== undefined ? 'endpoint' : raw.AWS_REGION !== undefined ? 'aws' : 'embedded',
     kafkaEnabled,
     collectorEnabled,
-    logRequests: raw.LOG_REQUESTS === 'true' || raw.LOG_REQUESTS === '1' || raw.LOG_REQUESTS === 'on',
+    logRequests: isOn(raw.LOG_REQUESTS),
     deviceName: raw.DEVICE_NAME ?? deviceNameFromHost(),
     // Silence is not health: three missed collection periods make a device stale.
     staleAfterSeconds: raw.STALE_AFTER_SECONDS ?? 3 * raw.COLLECT_INTERVAL_SECONDS,
