@@ -27,11 +27,11 @@ const children = new Set<Child>()
 export const otherProcesses = new Set<ChildProcess>()
 
 /**
- * Spawns `node <script> ...args` with an IPC channel. The child's stdout and stderr go to our
+ * Spawns `node <script> ...args` (`node`: this Node.js unless given) with an IPC channel. The child's stdout and stderr go to our
  * stderr, prefixed: stdout stays free for the report (`--json`).
  */
-export function spawnNode (name: string, script: string, args: string[], env: NodeJS.ProcessEnv, execArgv: string[] = []): Child {
-  const proc = spawn(process.execPath, [...execArgv, script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
+export function spawnNode (name: string, script: string, args: string[], env: NodeJS.ProcessEnv, execArgv: string[] = [], node = process.execPath): Child {
+  const proc = spawn(node, [...execArgv, script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
   if (proc.pid === undefined) throw new Error(`cannot spawn ${name}`)
   let out = ''
   const relay = (d: Buffer): void => {

