@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import type { FastifyServerOptions } from 'fastify'
+import { LogController, type FastifyServerOptions } from 'fastify'
 import type { Config } from './config.js'
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
@@ -19,7 +19,9 @@ export function serverOptions (config: Pick<Config, 'LOG_LEVEL' | 'logRequests'>
       // Never log credentials, even if a client sends them.
       redact: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-api-key"]']
     },
-    disableRequestLogging: !config.logRequests,
+    // Fastify's two lines a request (LOG_REQUESTS). Through a LogController: the top-level
+    // `disableRequestLogging` is deprecated (FSTDEP023, a warning at every start).
+    logController: new LogController({ disableRequestLogging: !config.logRequests }),
     // Behind the ALB: the client's address and protocol come from X-Forwarded-*, as written by
     // proxies on private addresses (the ALB's nodes in the VPC). Not `true`: that trusts every
     // hop, so a client's own X-Forwarded-For would name its address in the logs.
