@@ -22,6 +22,7 @@ export const FIGURES = [
   'http.ceiling_rps', 'http.status_rps', 'http.status_vs_ceiling', 'http.status_p99_ms',
   'http.history_ceiling_rps', 'http.history_rps', 'http.history_vs_ceiling', 'http.history_p99_ms',
   'http.history_gzip_rps', 'http.history_gzip_p99_ms',
+  'http.status_floor_rps', 'http.status_floor_p99_ms', 'http.history_floor_rps', 'http.history_floor_p99_ms',
   'ingest.ceiling_msgs_per_s', 'ingest.kafka_to_table_msgs_per_s', 'ingest.vs_ceiling',
   'memory.rss_mb_under_load', 'startup.ready_ms'
 ]

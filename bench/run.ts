@@ -30,6 +30,7 @@ import { CpuMeter, RssSampler, killAllNow, log, otherProcesses, removeTempDirs, 
 import { table, verdicts } from './report.js'
 import { fullGc } from './gc.js'
 import { resolveServiceNode, type ServiceNode } from './node.js'
+import type { CapturedAnswer } from './floor.js'
 
 const USAGE = `usage: npm run bench -- [--json] [--quick] [--only=startup,ingest,http] [--set KEY=VALUE ...] [--node=image|this|PATH] [--load-tool=wrk|autocannon]
   --json     one JSON object on stdout (progress on stderr)
@@ -310,6 +311,7 @@ async function httpPhase (dynamo: Dynamo, dynalite: Child, tableName: string, da
   const pauses = schedulerPauses(2000)
   log(`http: the machine paused a busy process ${pauses.over_1ms_per_s} times a second for over 1 ms; longest ${pauses.longest_ms.join(', ')} ms`)
   const { child: server, port } = await startServer('server', { DYNAMODB_ENDPOINT: dynamo.endpoint, DYNAMODB_TABLE: tableName }, node.path)
+  let floor: { child: Child, port: number } | undefined
   try {
     // Sanity: every route answers what the bench assumes, before any load.
     const device = data.devices[0]!
@@ -332,6 +334,7 @@ async function httpPhase (dynamo: Dynamo, dynalite: Child, tableName: string, da
 
     const statusPaths = data.devices.map(d => `/devices/${d}/status`)
     const historyPaths = data.devices.map(d => `/devices/${d}?limit=100`)
+    floor = await startFloor(base, [...statusPaths, ...historyPaths], node)
     // Rounds of the five loads, each real route just before its ceiling; every figure is the
     // median over the rounds (a ratio: of each round's ratio), so one window in which the shared
     // machine stalls does not make the figure. The memory figure comes from the first round's real
@@ -340,10 +343,12 @@ async function httpPhase (dynamo: Dynamo, dynalite: Child, tableName: string, da
     const loads = [
       { name: 'status', paths: statusPaths, real: true },
       { name: 'status ceiling', paths: statusPaths.map(p => `/__bench${p}`), real: false },
+      { name: 'status floor', paths: statusPaths, real: false, floor: true },
       { name: 'history', paths: historyPaths, real: true },
       // as browsers, fetch, Python requests and Go's client ask by default
       { name: 'history gzip', paths: historyPaths, headers: GZIP, real: true },
-      { name: 'history ceiling', paths: historyPaths.map(p => `/__bench${p}`), real: false }
+      { name: 'history ceiling', paths: historyPaths.map(p => `/__bench${p}`), real: false },
+      { name: 'history floor', paths: historyPaths, real: false, floor: true }
     ] as const
     type Name = typeof loads[number]['name']
     const runs = Object.fromEntries(loads.map(l => [l.name, [] as HttpRun[]])) as Record<Name, HttpRun[]>
@@ -351,7 +356,8 @@ async function httpPhase (dynamo: Dynamo, dynalite: Child, tableName: string, da
     for (let n = 0; n < settings.rounds; n++) {
       if (settings.rounds > 1) log(`http: round ${n + 1} of ${settings.rounds}`)
       for (const l of loads) {
-        const run = await load(l.name, server, dynalite, port, l.paths, 'headers' in l ? l.headers : undefined, n === 0 ? settings.warmupS : LATER_WARMUP_S)
+        const target = 'floor' in l ? floor : { child: server, port }
+        const run = await load(l.name, target.child, dynalite, target.port, l.paths, 'headers' in l ? l.headers : undefined, n === 0 ? settings.warmupS : LATER_WARMUP_S)
         if (l.real && n === 0) rssMb = Math.max(rssMb, run.server_rss_mb_max)
         runs[l.name].push(run)
       }
@@ -377,7 +383,11 @@ async function httpPhase (dynamo: Dynamo, dynalite: Child, tableName: string, da
         history_vs_ceiling: round(at('history').rps / at('history ceiling').rps, 3),
         history_gzip_rps: at('history gzip').rps,
         history_gzip_p99_ms: at('history gzip').latency_ms.p99,
-        history_gzip_vs_ceiling: round(at('history gzip').rps / at('history ceiling').rps, 3)
+        history_gzip_vs_ceiling: round(at('history gzip').rps / at('history ceiling').rps, 3),
+        status_floor_rps: at('status floor').rps,
+        status_floor_p99_ms: at('status floor').latency_ms.p99,
+        history_floor_rps: at('history floor').rps,
+        history_floor_p99_ms: at('history floor').latency_ms.p99
       }
     })
     const figures = Object.fromEntries(Object.keys(perRound[0]!).map(key => {
@@ -400,14 +410,38 @@ async function httpPhase (dynamo: Dynamo, dynalite: Child, tableName: string, da
           status: runs.status,
           history_ceiling: runs['history ceiling'],
           history: runs.history,
-          history_gzip: runs['history gzip']
+          history_gzip: runs['history gzip'],
+          status_floor: runs['status floor'],
+          history_floor: runs['history floor']
         }
       }
     }
   } finally {
+    await floor?.child.stop()
     await server.stop()
     await dropTable(dynamo, tableName)
   }
+}
+
+/**
+ * The floor (bench/floor.ts) on the service's Node.js, answering each path with what the service
+ * has just answered for it: status, headers but the per-connection ones, body bytes (identity).
+ */
+async function startFloor (base: string, paths: string[], node: ServiceNode): Promise<{ child: Child, port: number }> {
+  const answers: Record<string, CapturedAnswer> = {}
+  const perConnection = new Set(['date', 'connection', 'keep-alive', 'content-length', 'transfer-encoding'])
+  await mapLimit(paths, 8, async path => {
+    const res = await fetch(base + path, { headers: { 'accept-encoding': 'identity' } })
+    const body = Buffer.from(await res.arrayBuffer())
+    if (res.status !== 200 || res.headers.get('content-encoding') !== null) throw new Error(`floor: GET ${path} answered ${res.status} ${res.headers.get('content-encoding') ?? ''}`)
+    const headers: Record<string, string> = {}
+    res.headers.forEach((value, name) => { if (!perConnection.has(name)) headers[name] = value })
+    answers[path] = { code: res.status, headers, body: body.toString('base64') }
+  })
+  const child = spawnNode('floor', join(distBench, 'floor.js'), [], childEnv({}), [], node.path)
+  child.send({ type: 'answers', answers })
+  const { port } = await child.message<{ port: number }>('ready', 30_000)
+  return { child, port }
 }
 
 // ---------------------------------------------------------------------------- ingest

@@ -1,4 +1,3 @@
-import { monitorEventLoopDelay } from 'node:perf_hooks'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Type } from '@sinclair/typebox'
 import app from '../app.js'
@@ -7,7 +6,7 @@ import { serverOptions } from '../lib/server-options.js'
 import { DeviceParamsSchema, ListQuerySchema, StatusSchema, type Reading, type Status } from '../schemas/readings.js'
 import { ErrorSchema } from '../schemas/common.js'
 import { deviceName, flavourOf, itemOf, lcg, rawReading, validator, type Flavour } from './data.js'
-import { fullGc } from './gc.js'
+import { answerRunner } from './ipc.js'
 
 // The server under test: the real app built exactly as server.ts builds it (same server options,
 // same plugin, configured from the environment), plus the bench's ceiling routes. Talks to the
@@ -87,27 +86,13 @@ const address = fastify.server.address()
 const port = typeof address === 'object' && address !== null ? address.port : config.PORT
 process.send?.({ type: 'ready', port, readyAt, pid: process.pid })
 
-// "loop": how late the event loop ran its timers since "loop-reset" (the stalls a request waits behind)
-const LOOP_TICK_MS = 10
-const loopDelay = monitorEventLoopDelay({ resolution: LOOP_TICK_MS })
-loopDelay.enable()
+answerRunner()
 
 // "watch": tell the runner the moment the consumer has stored `target` readings (checked every 10 ms)
 let watcher: NodeJS.Timeout | undefined
 process.on('message', (msg: { type: string, target?: number }) => {
   const counters = () => ({ ...(fastify.kafkaConsumer?.counters ?? {}), state: fastify.kafkaConsumer?.state, at: Date.now() })
   if (msg.type === 'counters') process.send?.({ type: 'counters', ...counters() })
-  if (msg.type === 'memory') process.send?.({ type: 'memory', ...process.memoryUsage() })
-  if (msg.type === 'loop-reset') loopDelay.reset()
-  if (msg.type === 'gc') {
-    fullGc()
-    process.send?.({ type: 'gc' })
-  }
-  if (msg.type === 'loop') {
-    // the histogram holds the intervals between the timer's runs: the delay is what exceeds the tick
-    const ms = (ns: number): number => Math.max(0, Math.round((ns - LOOP_TICK_MS * 1e6) / 1e4) / 100)
-    process.send?.({ type: 'loop', p50: ms(loopDelay.percentile(50)), p99: ms(loopDelay.percentile(99)), max: ms(loopDelay.max) })
-  }
   if (msg.type === 'watch') {
     clearInterval(watcher)
     watcher = setInterval(() => {
