@@ -27,11 +27,20 @@ const children = new Set<Child>()
 export const otherProcesses = new Set<ChildProcess>()
 
 /**
- * Spawns `node <script> ...args` (`node`: this Node.js unless given) with an IPC channel. The child's stdout and stderr go to our
+ * Spawns `node <script> ...args` with an IPC channel. The child's stdout and stderr go to our
  * stderr, prefixed: stdout stays free for the report (`--json`).
  */
-export function spawnNode (name: string, script: string, args: string[], env: NodeJS.ProcessEnv, execArgv: string[] = [], node = process.execPath): Child {
-  const proc = spawn(node, [...execArgv, script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
+export interface SpawnOptions {
+  /** the node binary (default: this one) */
+  node?: string
+  /** rewrites the command line, e.g. to start it inside a cgroup (the pid stays the node process's) */
+  wrap?: (command: string, args: string[]) => { command: string, args: string[] }
+}
+
+export function spawnNode (name: string, script: string, args: string[], env: NodeJS.ProcessEnv, options: SpawnOptions = {}): Child {
+  const plain = { command: options.node ?? process.execPath, args: [script, ...args] }
+  const { command, args: argv } = options.wrap?.(plain.command, plain.args) ?? plain
+  const proc = spawn(command, argv, { env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
   if (proc.pid === undefined) throw new Error(`cannot spawn ${name}`)
   let out = ''
   const relay = (d: Buffer): void => {

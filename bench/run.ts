@@ -11,6 +11,7 @@
 
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
+import { readFileSync } from 'node:fs'
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -26,7 +27,8 @@ import { ConfigSchema } from '../schemas/config.js'
 import { fleet, itemOf, validator, type Fleet } from './data.js'
 import { createTopics, preload, startKafka, topicOf, type Broker } from './kafka.js'
 import type { LoadResult, LoadSpec, LoadTool } from './load.js'
-import { CpuMeter, RssSampler, killAllNow, log, otherProcesses, removeTempDirs, spawnNode, stopAll, tempDirs, type Child } from './procs.js'
+import { CpuMeter, RssSampler, killAllNow, log, otherProcesses, removeTempDirs, spawnNode, stopAll, tempDirs, type Child, type SpawnOptions } from './procs.js'
+import { memoryCgroup, type MemoryCgroup } from './cgroup.js'
 import { table, verdicts } from './report.js'
 import { fullGc } from './gc.js'
 import { resolveServiceNode, type ServiceNode } from './node.js'
@@ -150,10 +152,10 @@ async function dropTable (dynamo: Dynamo, table: string): Promise<void> {
   await dynamo.client.send(new DeleteTableCommand({ TableName: table })).catch(() => {})
 }
 
-async function startServer (name: string, env: Record<string, string>, node = process.execPath): Promise<{ child: Child, port: number, readyAt: number }> {
-  const child = spawnNode(name, join(distBench, 'server.js'), [], childEnv({ ...appEnv, ...env }), [], node)
-  const ready = await child.message<{ port: number, readyAt: number }>('ready', 60_000)
-  return { child, port: ready.port, readyAt: ready.readyAt }
+async function startServer (name: string, env: Record<string, string>, options: SpawnOptions = {}): Promise<{ child: Child, port: number, readyAt: number, constrainedMib: number | null }> {
+  const child = spawnNode(name, join(distBench, 'server.js'), [], childEnv({ ...appEnv, ...env }), options)
+  const ready = await child.message<{ port: number, readyAt: number, constrainedMib: number | null }>('ready', 60_000)
+  return { child, port: ready.port, readyAt: ready.readyAt, constrainedMib: ready.constrainedMib }
 }
 
 async function getJson (url: string): Promise<{ status: number, body: unknown }> {
@@ -307,10 +309,20 @@ function schedulerPauses (ms: number): { longest_ms: number[], over_1ms_per_s: n
   return { longest_ms: gaps.slice(0, 5).map(g => round(g, 1)), over_1ms_per_s: round(gaps.length / (ms / 1000), 1) }
 }
 
-async function httpPhase (dynamo: Dynamo, dynalite: Child, tableName: string, data: Fleet, node: ServiceNode): Promise<{ http: Record<string, unknown>, rssMb: number }> {
+async function httpPhase (dynamo: Dynamo, dynalite: Child, tableName: string, data: Fleet, node: ServiceNode): Promise<{ http: Record<string, unknown>, memory: Record<string, unknown> }> {
   const pauses = schedulerPauses(2000)
   log(`http: the machine paused a busy process ${pauses.over_1ms_per_s} times a second for over 1 ms; longest ${pauses.longest_ms.join(', ')} ms`)
-  const { child: server, port } = await startServer('server', { DYNAMODB_ENDPOINT: dynamo.endpoint, DYNAMODB_TABLE: tableName }, node.path)
+  // The server (and the floor) in a memory cgroup of the api task's size, when one can be made.
+  const taskMib = apiTaskMemoryMib()
+  const cgroup = memoryCgroup(`sensors-bench-${runId}`, taskMib)
+  const inCgroup = 'wrap' in cgroup ? cgroup : undefined
+  if (inCgroup !== undefined) cgroupDirs.add(inCgroup)
+  log(inCgroup !== undefined
+    ? `http: server in a memory cgroup of ${taskMib} MiB (the api task's), ${inCgroup.dir}`
+    : `http: server on the host's memory: no cgroup of the api task's ${taskMib} MiB (${(cgroup as { reason: string }).reason})`)
+  const spawnOptions: SpawnOptions = { node: node.path, wrap: inCgroup?.wrap }
+  const { child: server, port, constrainedMib } = await startServer('server', { DYNAMODB_ENDPOINT: dynamo.endpoint, DYNAMODB_TABLE: tableName }, spawnOptions)
+  if (inCgroup !== undefined && constrainedMib !== taskMib) throw new Error(`the server in the cgroup sees ${String(constrainedMib)} MiB, not ${taskMib}`)
   let floor: { child: Child, port: number } | undefined
   try {
     // Sanity: every route answers what the bench assumes, before any load.
@@ -334,7 +346,7 @@ async function httpPhase (dynamo: Dynamo, dynalite: Child, tableName: string, da
 
     const statusPaths = data.devices.map(d => `/devices/${d}/status`)
     const historyPaths = data.devices.map(d => `/devices/${d}?limit=100`)
-    floor = await startFloor(base, [...statusPaths, ...historyPaths], node)
+    floor = await startFloor(base, [...statusPaths, ...historyPaths], spawnOptions)
     // Rounds of the five loads, each real route just before its ceiling; every figure is the
     // median over the rounds (a ratio: of each round's ratio), so one window in which the shared
     // machine stalls does not make the figure. The memory figure comes from the first round's real
@@ -399,7 +411,8 @@ async function httpPhase (dynamo: Dynamo, dynalite: Child, tableName: string, da
         `history ${figures.history_rps} req/s (${figures.history_vs_ceiling}), p99 ${figures.history_p99_ms} ms; history gzip p99 ${figures.history_gzip_p99_ms} ms`)
     }
     return {
-      rssMb,
+      // `task_memory_mib`: the cgroup's limit the server ran under; null: the host's memory
+      memory: { rss_mb_under_load: round(rssMb, 1), task_memory_mib: inCgroup !== undefined ? taskMib : null, ...(inCgroup === undefined ? { host_memory_reason: (cgroup as { reason: string }).reason } : {}) },
       http: {
         ...figures,
         node: node.version,
@@ -420,14 +433,26 @@ async function httpPhase (dynamo: Dynamo, dynalite: Child, tableName: string, da
     await floor?.child.stop()
     await server.stop()
     await dropTable(dynamo, tableName)
+    if (inCgroup !== undefined) {
+      inCgroup.remove()
+      cgroupDirs.delete(inCgroup)
+    }
   }
+}
+
+/** The api task's memory (MiB): `api_memory`'s default in deploy/variables.tf. */
+function apiTaskMemoryMib (): number {
+  const tf = readFileSync(fileURLToPath(new URL('../../deploy/variables.tf', import.meta.url)), 'utf8')
+  const m = /variable\s+"api_memory"\s*\{[^}]*?default\s*=\s*(\d+)/.exec(tf)
+  if (m === null) throw new Error('deploy/variables.tf: no default for api_memory')
+  return Number(m[1])
 }
 
 /**
  * The floor (bench/floor.ts) on the service's Node.js, answering each path with what the service
  * has just answered for it: status, headers but the per-connection ones, body bytes (identity).
  */
-async function startFloor (base: string, paths: string[], node: ServiceNode): Promise<{ child: Child, port: number }> {
+async function startFloor (base: string, paths: string[], options: SpawnOptions): Promise<{ child: Child, port: number }> {
   const answers: Record<string, CapturedAnswer> = {}
   const perConnection = new Set(['date', 'connection', 'keep-alive', 'content-length', 'transfer-encoding'])
   await mapLimit(paths, 8, async path => {
@@ -438,7 +463,7 @@ async function startFloor (base: string, paths: string[], node: ServiceNode): Pr
     res.headers.forEach((value, name) => { if (!perConnection.has(name)) headers[name] = value })
     answers[path] = { code: res.status, headers, body: body.toString('base64') }
   })
-  const child = spawnNode('floor', join(distBench, 'floor.js'), [], childEnv({}), [], node.path)
+  const child = spawnNode('floor', join(distBench, 'floor.js'), [], childEnv({}), options)
   child.send({ type: 'answers', answers })
   const { port } = await child.message<{ port: number }>('ready', 30_000)
   return { child, port }
@@ -577,8 +602,12 @@ function git (...argv: string[]): string {
 
 let broker: Broker | undefined
 
+/** cgroups of the run, removed at the end whatever happens (once their processes are gone) */
+const cgroupDirs = new Set<MemoryCgroup>()
+
 async function cleanup (): Promise<void> {
   await stopAll()
+  for (const c of cgroupDirs) c.remove()
   await broker?.stop().catch(err => { log(`could not stop the broker: ${(err as Error).message}`) })
   removeTempDirs()
 }
@@ -656,9 +685,9 @@ async function main (): Promise<Record<string, unknown>> {
     if (only.has('http')) {
       const httpData = shared ? kafkaData : fleet(settings.readings, settings.devices, Date.now() - 1000, 7)
       await prefill(dynamo, httpTable, httpData, shared ? kafkaReadings : httpData.raws.map(toReading), shared)
-      const { http, rssMb } = await httpPhase(dynamo, dynalite, httpTable, httpData, serviceNode!)
+      const { http, memory } = await httpPhase(dynamo, dynalite, httpTable, httpData, serviceNode!)
       report.http = http
-      report.memory = { rss_mb_under_load: round(rssMb, 1) }
+      report.memory = memory
     }
     if (only.has('startup')) {
       report.startup = { ready_ms: Math.round(median(startupRuns)), runs_ms: startupRuns.map(x => Math.round(x)), node: serviceNode!.version, first_run_compiles_everything: true }
@@ -679,6 +708,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 process.once('exit', () => {
   killAllNow()
   removeTempDirs()
+  for (const c of cgroupDirs) c.remove()
 })
 
 try {

@@ -84,7 +84,9 @@ try {
 
 const address = fastify.server.address()
 const port = typeof address === 'object' && address !== null ? address.port : config.PORT
-process.send?.({ type: 'ready', port, readyAt, pid: process.pid })
+// the memory Node.js sized V8's heap for: a cgroup's limit, if the runner started it in one
+const constrained = process.constrainedMemory()
+process.send?.({ type: 'ready', port, readyAt, pid: process.pid, constrainedMib: constrained > 0 && constrained < 2 ** 53 ? Math.round(constrained / 2 ** 20) : null })
 
 answerRunner()
 

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { mkdir, readFile, symlink } from 'node:fs/promises'
+import { mkdir, readdir, readFile, symlink } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -7,8 +7,9 @@ import t from 'tap'
 import { packageRoot } from '../paths.js'
 import { tempDir } from './helper.js'
 
-// The bench's choice of the service's Node.js (`--node`), through its CLI: the start-up part only
-// (a few seconds), whose report names the Node.js that ran the service.
+// The bench's CLI: the choice of the service's Node.js (`--node`), through the start-up part only
+// (a few seconds), whose report names the Node.js that ran the service; and where the HTTP part's
+// server runs (a memory cgroup of the api task's size, or the host's memory), in quick mode.
 
 const cli = fileURLToPath(new URL('../bench/run.js', import.meta.url))
 
@@ -70,6 +71,37 @@ t.test('--node=image without the binary and without the registry: this Node.js, 
   t.match(r.context.service_node.source, /^this/)
   t.equal(r.startup.node, process.version)
 })
+
+t.test('the HTTP part: the server in a memory cgroup of the api task\'s size when one can be made, else the host\'s memory and why', async t => {
+  const taskMib = Number(/variable\s+"api_memory"\s*\{[^}]*?default\s*=\s*(\d+)/.exec(await readFile(join(packageRoot, 'deploy', 'variables.tf'), 'utf8'))?.[1])
+  const cgroupsBefore = await benchCgroups()
+  const run = await new Promise<Run>(resolve => {
+    execFile(process.execPath, [cli, '--quick', '--only=http', '--json', '--node=this'], { timeout: 300_000 }, (err, stdout, stderr) => {
+      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stdout, stderr })
+    })
+  })
+  t.equal(run.code, 0, run.stderr.slice(-2000))
+  const r = JSON.parse(run.stdout) as { memory: { rss_mb_under_load: number, task_memory_mib: number | null, host_memory_reason?: string }, http: { status_floor_rps: number, history_floor_rps: number } }
+  t.ok(r.memory.rss_mb_under_load > 0)
+  t.ok(r.http.status_floor_rps > 0 && r.http.history_floor_rps > 0, 'the floor answered both loads')
+  if (r.memory.task_memory_mib !== null) {
+    // the bench checks that the server saw the limit (process.constrainedMemory()) or fails
+    t.equal(r.memory.task_memory_mib, taskMib, `in a cgroup of api_memory's default, ${taskMib} MiB`)
+    t.match(run.stderr, `server in a memory cgroup of ${taskMib} MiB`)
+    t.same(await benchCgroups(), cgroupsBefore, 'the cgroup is removed at the end')
+  } else {
+    t.match(r.memory.host_memory_reason, /\S/, 'why not in a cgroup')
+    t.match(run.stderr, /server on the host's memory: no cgroup/)
+  }
+})
+
+/** the bench's cgroups under this process's memory cgroup (v1 or v2) */
+async function benchCgroups (): Promise<string[]> {
+  const own = (await readFile('/proc/self/cgroup', 'utf8').catch(() => '')).split('\n')
+  const v1 = own.map(l => l.split(':')).find(([, c]) => c?.split(',').includes('memory'))
+  const dir = v1 !== undefined ? join('/sys/fs/cgroup/memory', v1.slice(2).join(':')) : join('/sys/fs/cgroup', own.find(l => l.startsWith('0::'))?.slice(3) ?? '')
+  return (await readdir(dir).catch(() => [])).filter(name => name.startsWith('sensors-bench-'))
+}
 
 t.test('--node=<path> that does not run: an error naming it, no report', async t => {
   const missing = join(tmpdir(), 'no-such-dir', 'node')
