@@ -347,7 +347,8 @@ async function httpPhase (dynamo: Dynamo, dynalite: Child, tableName: string, da
     const statusPaths = data.devices.map(d => `/devices/${d}/status`)
     const historyPaths = data.devices.map(d => `/devices/${d}?limit=100`)
     floor = await startFloor(base, [...statusPaths, ...historyPaths], spawnOptions)
-    // Rounds of the five loads, each real route just before its ceiling; every figure is the
+    // Rounds of the seven loads, each real route just before its ceiling, each ceiling before its
+    // floor (another process: the server idles then); every figure is the
     // median over the rounds (a ratio: of each round's ratio), so one window in which the shared
     // machine stalls does not make the figure. The memory figure comes from the first round's real
     // loads only: the history ceiling serialises 41 KB per request, which grows the heap (V8 keeps
