@@ -17,7 +17,7 @@ export interface MemoryCgroup {
 }
 
 /** Where this process's memory cgroup is, and the file that limits it. */
-function ownCgroup (): { dir: string, limitFile: string } | undefined {
+export function ownCgroup (): { dir: string, limitFile: string } | undefined {
   let lines: string[]
   try {
     lines = readFileSync('/proc/self/cgroup', 'utf8').split('\n')

@@ -314,12 +314,13 @@ async function httpPhase (dynamo: Dynamo, dynalite: Child, tableName: string, da
   log(`http: the machine paused a busy process ${pauses.over_1ms_per_s} times a second for over 1 ms; longest ${pauses.longest_ms.join(', ')} ms`)
   // The server (and the floor) in a memory cgroup of the api task's size, when one can be made.
   const taskMib = apiTaskMemoryMib()
-  const cgroup = memoryCgroup(`sensors-bench-${runId}`, taskMib)
-  const inCgroup = 'wrap' in cgroup ? cgroup : undefined
+  const made = memoryCgroup(`sensors-bench-${runId}`, taskMib)
+  const inCgroup = 'wrap' in made ? made : undefined
+  const hostReason = 'reason' in made ? made.reason : undefined
   if (inCgroup !== undefined) cgroupDirs.add(inCgroup)
   log(inCgroup !== undefined
     ? `http: server in a memory cgroup of ${taskMib} MiB (the api task's), ${inCgroup.dir}`
-    : `http: server on the host's memory: no cgroup of the api task's ${taskMib} MiB (${(cgroup as { reason: string }).reason})`)
+    : `http: server on the host's memory: no cgroup of the api task's ${taskMib} MiB (${hostReason ?? ''})`)
   const spawnOptions: SpawnOptions = { node: node.path, wrap: inCgroup?.wrap }
   const { child: server, port, constrainedMib } = await startServer('server', { DYNAMODB_ENDPOINT: dynamo.endpoint, DYNAMODB_TABLE: tableName }, spawnOptions)
   if (inCgroup !== undefined && constrainedMib !== taskMib) throw new Error(`the server in the cgroup sees ${String(constrainedMib)} MiB, not ${taskMib}`)
@@ -413,7 +414,7 @@ async function httpPhase (dynamo: Dynamo, dynalite: Child, tableName: string, da
     }
     return {
       // `task_memory_mib`: the cgroup's limit the server ran under; null: the host's memory
-      memory: { rss_mb_under_load: round(rssMb, 1), task_memory_mib: inCgroup !== undefined ? taskMib : null, ...(inCgroup === undefined ? { host_memory_reason: (cgroup as { reason: string }).reason } : {}) },
+      memory: { rss_mb_under_load: round(rssMb, 1), task_memory_mib: inCgroup !== undefined ? taskMib : null, ...(hostReason !== undefined ? { host_memory_reason: hostReason } : {}) },
       http: {
         ...figures,
         node: node.version,

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { packageRoot } from '../paths.js'
 import { tempDir } from './helper.js'
+import { ownCgroup } from '../bench/cgroup.js'
 
 // The bench's CLI: the choice of the service's Node.js (`--node`), through the start-up part only
 // (a few seconds), whose report names the Node.js that ran the service; and where the HTTP part's
@@ -97,10 +98,8 @@ t.test('the HTTP part: the server in a memory cgroup of the api task\'s size whe
 
 /** the bench's cgroups under this process's memory cgroup (v1 or v2) */
 async function benchCgroups (): Promise<string[]> {
-  const own = (await readFile('/proc/self/cgroup', 'utf8').catch(() => '')).split('\n')
-  const v1 = own.map(l => l.split(':')).find(([, c]) => c?.split(',').includes('memory'))
-  const dir = v1 !== undefined ? join('/sys/fs/cgroup/memory', v1.slice(2).join(':')) : join('/sys/fs/cgroup', own.find(l => l.startsWith('0::'))?.slice(3) ?? '')
-  return (await readdir(dir).catch(() => [])).filter(name => name.startsWith('sensors-bench-'))
+  const own = ownCgroup()
+  return own === undefined ? [] : (await readdir(own.dir).catch(() => [])).filter(name => name.startsWith('sensors-bench-'))
 }
 
 t.test('--node=<path> that does not run: an error naming it, no report', async t => {
