@@ -166,8 +166,9 @@ export class StatusService {
   private remember (device: string, record: StatusRecord | null, at: number): Revision {
     if (this.ttlMs === 0) return { record, at }
     const current = this.cache.get(device)
-    // A write-through that landed while the read was in flight is newer: keep it.
-    if (current?.record != null && (record === null || newer(current.record, record))) record = current.record
+    // A write-through that landed while the read was in flight is newer: keep it. The same
+    // revision is the same item: keep the object, and with it the answers made from it.
+    if (current?.record != null && (record === null || newer(current.record, record) || sameRevision(current.record, record))) record = current.record
     if (current !== undefined) this.cache.delete(device)
     else if (this.cache.size >= this.maxEntries) {
       const oldest = this.cache.keys().next().value
@@ -223,6 +224,10 @@ export class StatusService {
     if (record.throttled_flags !== undefined) status.throttled_flags = record.throttled_flags
     return status
   }
+}
+
+function sameRevision (a: StatusRecord, b: StatusRecord): boolean {
+  return a.rev !== undefined && a.rev === b.rev
 }
 
 function newer (a: { loading_datetime: string, uuid: string }, b: { loading_datetime: string, uuid: string }): boolean {

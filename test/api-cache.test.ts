@@ -273,12 +273,12 @@ t.test('status reads DynamoDB leaves unprocessed (throttling) are asked for agai
   const devices = ['a1', 'a2', 'a3']
   await writer.ingest.ingest(devices.map(device => pcReading({ device })))
   let throttled = 0
-  proxy.rewrite = (operation, body) => {
+  proxy.rewrite = (operation, body, request) => {
     if (operation !== 'BatchGetItem' || throttled++ > 0) return body
-    // The first answer: every key unprocessed, as DynamoDB does when the table throttles.
-    const responses = body.Responses as Record<string, Array<Record<string, unknown>>>
-    const [table, items] = Object.entries(responses)[0]!
-    return { Responses: { [table]: [] }, UnprocessedKeys: { [table]: { Keys: items.map(i => ({ device: i.device, sk: i.sk })) } } }
+    // The first answer: every key unprocessed, as DynamoDB does when the table throttles (it
+    // hands back the request's KeysAndAttributes, projection included).
+    const [table, keys] = Object.entries(request.RequestItems as Record<string, unknown>)[0]!
+    return { Responses: { [table]: [] }, UnprocessedKeys: { [table]: keys } }
   }
   const answers = await Promise.all(devices.map(d => pollerApp.inject(`/devices/${d}/status`)))
   t.same(answers.map(a => a.statusCode), [200, 200, 200])

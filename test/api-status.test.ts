@@ -1,5 +1,6 @@
 import t from 'tap'
-import { build, dynalite, pcReading, piReading, uniqueTable } from './helper.js'
+import { PutCommand } from '@aws-sdk/lib-dynamodb'
+import { build, dynalite, dynamoClient, pcReading, piReading, uniqueTable } from './helper.js'
 
 const HOT = { TemperatureCPUPackage: 100, LoadCPUTotal: 100, PowerCPUPackage: 120, ClockCPUCoreOne: 4800 }
 const IDLE = { TemperatureCPUPackage: 40, LoadCPUTotal: 3, PowerCPUPackage: 5, ClockCPUCoreOne: 2400 }
@@ -135,4 +136,62 @@ t.test('several API tasks agree within the cache TTL; this process\'s own writes
   await new Promise(resolve => setTimeout(resolve, 850))
   t.equal((await a.inject('/devices/pc1/status')).json().uuid, third.uuid, 'past two TTLs a request waits for the table')
   t.equal((await a.inject('/devices/pc1?limit=1')).json()[0].uuid, third.uuid, 'pages of other sizes are cached apart')
+})
+
+t.test('a status read from the table is the one the writer answers, every field (a Pi\'s flags too)', async t => {
+  const db = await dynalite(t)
+  const env = { DYNAMODB_ENDPOINT: db.endpoint, DYNAMODB_TABLE: uniqueTable() }
+  const writer = await build(t, { env })
+  const reader = await build(t, { env })
+  await writer.ingest.ingest([pcReading(HOT), pcReading({ device: 'pc2', ...IDLE }), piReading({ throttled: '0x50005' })])
+  const withoutAge = (body: Record<string, unknown>) => { const { age_seconds: _age, ...rest } = body; return rest }
+  for (const device of ['pc1', 'pc2', 'raspberry']) {
+    const written = await writer.inject(`/devices/${device}/status`)
+    const read = await reader.inject(`/devices/${device}/status`)
+    t.equal(read.statusCode, 200, device)
+    t.same(withoutAge(read.json()), withoutAge(written.json()), `${device}: the same status from memory and from the table`)
+    t.equal(read.headers.etag, written.headers.etag)
+  }
+  t.same((await reader.inject('/devices/raspberry/status')).json().throttled_flags, {
+    under_voltage: true,
+    arm_frequency_capped: false,
+    throttled: true,
+    soft_temperature_limit: false,
+    under_voltage_occurred: true,
+    arm_frequency_capped_occurred: false,
+    throttled_occurred: true,
+    soft_temperature_limit_occurred: false
+  })
+})
+
+t.test('a status item this service cannot read is a 404 for that device alone, logged once', async t => {
+  const db = await dynalite(t)
+  const table = uniqueTable()
+  const lines: Array<Record<string, unknown>> = []
+  const writer = await build(t, { env: { DYNAMODB_ENDPOINT: db.endpoint, DYNAMODB_TABLE: table } })
+  const reader = await build(t, {
+    env: { DYNAMODB_ENDPOINT: db.endpoint, DYNAMODB_TABLE: table, LOG_LEVEL: 'warn', STATUS_CACHE_TTL_MS: '0' },
+    logStream: { write: line => { lines.push(JSON.parse(line)) } }
+  })
+  await writer.ingest.ingest([pcReading(), pcReading({ device: 'pc2' })])
+  // written by hand, as no version of this service writes it: a kind it does not know, a string probability
+  const doc = (await dynamoClient(t, db.endpoint)).doc
+  await doc.send(new PutCommand({
+    TableName: table,
+    Item: { device: 'pc2', sk: 'status', latest_sk: '0', kind: 'toaster', uuid: 'x', loading_datetime: new Date().toISOString(), prediction: 0, probability: 'high' }
+  }))
+  for (let i = 0; i < 3; i++) {
+    const [good, bad] = await Promise.all([reader.inject('/devices/pc1/status'), reader.inject('/devices/pc2/status')])
+    t.equal(good.statusCode, 200, 'the other device of the same batched read')
+    t.equal(bad.statusCode, 404)
+    t.equal(bad.json().message, 'No readings for device "pc2"')
+  }
+  const warnings = lines.filter(l => l.device === 'pc2')
+  t.equal(warnings.length, 1, 'one warning for the device')
+  t.match(warnings[0], { level: 40, msg: /cannot read/ })
+  t.ok((warnings[0]!.attributes as string[]).includes('kind'), 'names the attributes it found')
+
+  // the device's next reading rewrites the item
+  await writer.ingest.ingest([pcReading({ device: 'pc2' })])
+  t.equal((await reader.inject('/devices/pc2/status')).statusCode, 200, 'readable again after a new reading')
 })

@@ -140,8 +140,8 @@ export interface DynamoProxy {
   fail: { status: number, type: string } | undefined
   /** accept calls and never answer them (a DynamoDB that hangs); held until the test ends */
   hang: boolean
-  /** rewrites a forwarded answer's JSON (the CRC32 header is dropped then) */
-  rewrite: ((operation: string, body: Record<string, unknown>) => Record<string, unknown>) | undefined
+  /** rewrites a forwarded answer's JSON (the CRC32 header is dropped then); `request`: the call's JSON */
+  rewrite: ((operation: string, body: Record<string, unknown>, request: Record<string, unknown>) => Record<string, unknown>) | undefined
 }
 
 /**
@@ -171,7 +171,8 @@ export async function dynamoProxy (t: Teardown, target: string): Promise<DynamoP
           let payload = Buffer.concat(body)
           const headers = { ...up.headers }
           if (proxy.rewrite !== undefined && up.statusCode === 200) {
-            payload = Buffer.from(JSON.stringify(proxy.rewrite(operation, JSON.parse(payload.toString('utf8')))))
+            const call = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as Record<string, unknown>
+            payload = Buffer.from(JSON.stringify(proxy.rewrite(operation, JSON.parse(payload.toString('utf8')), call)))
             delete headers['x-amz-crc32']
             headers['content-length'] = String(payload.length)
           }

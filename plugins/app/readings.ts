@@ -12,7 +12,10 @@ export default fp(async function readings (fastify: FastifyInstance) {
   const repository = new ReadingsRepository({
     doc: fastify.dynamo.doc,
     table: fastify.config.DYNAMODB_TABLE,
-    retentionDays: fastify.config.RETENTION_DAYS
+    retentionDays: fastify.config.RETENTION_DAYS,
+    onUnreadableStatus: (device, item) => {
+      fastify.log.warn({ device, attributes: Object.keys(item) }, 'a status item this service cannot read: the device reads as having no status until its next reading')
+    }
   })
   fastify.decorate('readings', repository)
   fastify.health.register('dynamodb', async () => {
