@@ -30,6 +30,16 @@ export interface PageCacheOptions<V> {
   now?: () => number
 }
 
+/** A page's key: its device and the page's own key within it (joined once, not per lookup). */
+export interface PageKey {
+  device: string
+  full: string
+}
+
+export function pageKey (device: string, key: string): PageKey {
+  return { device, full: `${device}\u0000${key}` }
+}
+
 function revOf (revision: Revision): string | null | undefined {
   return revision.record === null ? null : revision.record.rev
 }
@@ -80,10 +90,10 @@ export class PageCache<V> {
   /**
    * The kept page, synchronously, when it can be answered with: validated within the TTL, or
    * between one and two TTLs ago (it is then revalidated with `load`). Otherwise undefined: `get`.
+   * The key is made once by `pageKey` (a poller's URL keeps its own): no string to join per request.
    */
-  peek (device: string, key: string, load: () => Promise<V>): V | undefined {
+  peek ({ device, full }: PageKey, load: () => Promise<V>): V | undefined {
     if (this.ttlMs === 0) return undefined
-    const full = `${device}\u0000${key}`
     const hit = this.entries.get(full)
     if (hit === undefined) return undefined
     // in use: the device's status is refreshed ahead with the others' (one read for all pages in use)
@@ -91,14 +101,15 @@ export class PageCache<V> {
     const age = this.now() - hit.at
     if (age < this.ttlMs) return hit.value
     if (age >= 2 * this.ttlMs) return undefined
-    this.refresh(device, full, load).catch(() => {}) // a failed refresh shows on the requests that wait for one
+    // one revalidation at a time; a failed one shows on the requests that wait for one
+    if (!this.inflight.has(full)) this.refresh(device, full, load).catch(() => {})
     return hit.value
   }
 
   /** The page as `peek` has it, else read (once however many ask for it at the same time). */
-  async get (device: string, key: string, load: () => Promise<V>): Promise<V> {
+  async get (page: PageKey, load: () => Promise<V>): Promise<V> {
     if (this.ttlMs === 0) return await load()
-    return this.peek(device, key, load) ?? await this.refresh(device, `${device}\u0000${key}`, load)
+    return this.peek(page, load) ?? await this.refresh(page.device, page.full, load)
   }
 
   private async refresh (device: string, full: string, load: () => Promise<V>): Promise<V> {

@@ -14,6 +14,7 @@ import { BadRequestError, NotFoundError } from '../../lib/errors.js'
 import type { StatusRecord } from '../../lib/readings-repository.js'
 import type { CachedPage } from '../../plugins/app/history-cache.js'
 import { prepared, type Prepared } from '../../lib/fast-answers.js'
+import { pageKey } from '../../lib/page-cache.js'
 
 const errors = {
   400: Type.Ref(ErrorSchema),
@@ -112,7 +113,7 @@ export default async function devices (fastifyBase: FastifyInstance) {
       })
     }
     const serialize = serializeList ??= reply.getSerializationFunction('200') as Serialize
-    const key = `${options.limit}|${options.from ?? ''}|${options.to ?? ''}`
+    const key = pageKey(device, `${options.limit}|${options.from ?? ''}|${options.to ?? ''}`)
     const url = request.url
     const load = async (): Promise<CachedPage> => {
       const page = await fastify.readings.listDevice(device, options)
@@ -132,16 +133,16 @@ export default async function devices (fastifyBase: FastifyInstance) {
     }
     // The pollers' next requests of this very URL are answered before Fastify routes them.
     fastify.fastAnswers.remember(url, headers => {
-      const page = fastify.historyCache.peek(device, key, load)
+      const page = fastify.historyCache.peek(key, load)
       return page === undefined ? undefined : pageAnswer(page, headers)
     })
     // Not async: a page in memory (the pollers' case) is answered without a promise.
-    const hit = fastify.historyCache.peek(device, key, load)
+    const hit = fastify.historyCache.peek(key, load)
     if (hit !== undefined) {
       replyWith(reply, pageAnswer(hit, request.headers))
       return
     }
-    return fastify.historyCache.get(device, key, load).then(page => { replyWith(reply, pageAnswer(page, request.headers)) })
+    return fastify.historyCache.get(key, load).then(page => { replyWith(reply, pageAnswer(page, request.headers)) })
   })
 
   function pageAnswer (page: CachedPage, headers: IncomingHttpHeaders): Prepared {
