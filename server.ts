@@ -1,4 +1,6 @@
 import module from 'node:module'
+// first: V8 flags that must hold before the service allocates anything much
+import './lib/v8-flags.js'
 import type { Config } from './lib/config.js'
 
 // On-disk cache of compiled module code (Node >= 22.8; absent on Node 20, so feature-detected):

@@ -226,7 +226,8 @@ interface HttpRun extends LoadResult {
   server_rss_mb_max: number
 }
 
-interface EventLoopDelay { p50: number, p99: number, max: number }
+/** and the major GCs in the window (each a stall of its own), with the longest pause */
+interface EventLoopDelay { p50: number, p99: number, max: number, major_gcs: number, major_gc_max_ms: number }
 
 /** CPU milliseconds per unit of work, from CPU % of one core and units per second */
 function perUnit (cpu: Record<string, number>, rate: number, names: string[]): Record<string, number> {

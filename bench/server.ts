@@ -1,3 +1,5 @@
+// first, as in server.ts: the service's V8 flags
+import '../lib/v8-flags.js'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Type } from '@sinclair/typebox'
 import app from '../app.js'

@@ -1,0 +1,15 @@
+import { setFlagsFromString } from 'node:v8'
+
+/**
+ * V8 flags of the service's processes, set before anything else is loaded (server.ts and the
+ * bench's server import this module first). See docs/adr/0003-no-allocation-site-pretenuring.md.
+ *
+ * `--no-allocation-site-pretenuring`: under a polling load V8 decides that Node's per-request
+ * objects (IncomingMessage, ServerResponse and their stream state) outlive young collections and
+ * allocates them straight into the old generation, where they die within milliseconds; the heap
+ * then needs a mark-compact every ~2 s, with pauses of 5-20 ms that every request in flight
+ * waits behind. Without pretenuring they die young, as they should.
+ */
+export const V8_FLAGS = ['--no-allocation-site-pretenuring'] as const
+
+for (const flag of V8_FLAGS) setFlagsFromString(flag)
