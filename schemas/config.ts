@@ -1,5 +1,8 @@
 import { Type, type Static } from '@sinclair/typebox'
 
+/** DYNAMODB_TIMEOUT_MS's default, also the DynamoDB client's when it is built without a configuration (tests, bench) */
+export const DEFAULT_DYNAMODB_TIMEOUT_MS = 5000
+
 const OnOff = Type.Union([Type.Literal('on'), Type.Literal('off'), Type.Literal('auto')])
 
 // Every key here is documented in README.md and .env.example.
@@ -13,7 +16,7 @@ export const ConfigSchema = Type.Object({
   DYNAMODB_TABLE: Type.String({ pattern: '^[A-Za-z0-9_.-]{3,255}$', default: 'sensors_data' }),
   DYNAMODB_ENDPOINT: Type.Optional(Type.String({ pattern: '^https?://' })),
   AWS_REGION: Type.Optional(Type.String({ pattern: '^[a-z0-9-]+$' })),
-  DYNAMODB_TIMEOUT_MS: Type.Integer({ minimum: 50, maximum: 120_000, default: 5000 }),
+  DYNAMODB_TIMEOUT_MS: Type.Integer({ minimum: 50, maximum: 120_000, default: DEFAULT_DYNAMODB_TIMEOUT_MS }),
   KAFKA_BROKERS: Type.Optional(Type.String({ pattern: '^[^,\\s]+(,[^,\\s]+)*$' })),
   KAFKA_TOPICS: Type.String({ pattern: '^[A-Za-z0-9._-]+(,[A-Za-z0-9._-]+)*$', default: 'pc1,pc2,raspberry' }),
   KAFKA_GROUP_ID: Type.String({ minLength: 1, default: 'sensors-ingest' }),

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
+import { DEFAULT_DYNAMODB_TIMEOUT_MS } from '../../schemas/config.js'
 
 export interface DynamoOptions {
   mode: 'embedded' | 'endpoint' | 'aws'
@@ -102,7 +103,7 @@ export async function createDynamo (options: DynamoOptions): Promise<Dynamo> {
       httpAgent: new HttpAgent({ keepAlive: true, maxSockets: 128 }),
       httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: 128 }),
       connectionTimeout: 2000,
-      requestTimeout: options.requestTimeoutMs ?? 5000,
+      requestTimeout: options.requestTimeoutMs ?? DEFAULT_DYNAMODB_TIMEOUT_MS,
       // Without it the SDK only logs a warning when the time is up and the request waits on: a
       // DynamoDB that accepts and never answers would hold every reader of it forever.
       throwOnRequestTimeout: true
