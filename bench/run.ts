@@ -27,7 +27,7 @@ import { ConfigSchema } from '../schemas/config.js'
 import { fleet, itemOf, validator, type Fleet } from './data.js'
 import { createTopics, preload, startKafka, topicOf, type Broker } from './kafka.js'
 import type { LoadResult, LoadSpec, LoadTool } from './load.js'
-import { CpuMeter, RssSampler, cpuSeconds, killAllNow, log, otherProcesses, removeTempDirs, spawnNode, stopAll, tempDirs, type Child, type SpawnOptions } from './procs.js'
+import { CpuMeter, RssSampler, killAllNow, log, otherProcesses, removeTempDirs, spawnNode, stopAll, tempDirs, type Child, type SpawnOptions } from './procs.js'
 import { memoryCgroup, type MemoryCgroup } from './cgroup.js'
 import { table, verdicts } from './report.js'
 import { fullGc } from './gc.js'
@@ -237,21 +237,17 @@ function perUnit (cpu: Record<string, number>, rate: number, names: string[]): R
 }
 
 /**
- * Waits (up to 10 s) until this runner is idle: after a full GC that frees the bench's data, V8
- * sweeps and returns the memory on background threads of this process for seconds, and that CPU
- * (up to 18 % of a core in the first round's windows) competed with the server and the load.
- * Idle = under 3 % of a core over 250 ms.
+ * Waits (up to 10 s) until this runner is idle (under 3 % of a core over 250 ms, by the same
+ * CpuMeter as the windows): after the full GC before a load, V8 may still be marking and sweeping
+ * on background threads of this process, and that CPU competed with the server and the load.
  */
 async function settle (): Promise<{ waitedMs: number, lastPercent: number }> {
   const started = performance.now()
-  let percent = 0
   for (;;) {
-    const a = cpuSeconds(process.pid)
-    const t0 = performance.now()
+    const meter = new CpuMeter({})
     await sleep(250)
-    const b = cpuSeconds(process.pid)
-    if (a === undefined || b === undefined) return { waitedMs: 0, lastPercent: 0 }
-    percent = Math.round((b - a) / ((performance.now() - t0) / 1000) * 100)
+    const percent = meter.read().runner
+    if (percent === undefined) return { waitedMs: 0, lastPercent: 0 }
     const waited = performance.now() - started
     if (percent < 3 || waited > 10_000) return { waitedMs: waited < 300 ? 0 : Math.round(waited), lastPercent: percent }
   }

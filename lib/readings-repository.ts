@@ -309,8 +309,8 @@ export class ReadingsRepository {
    * each); keys DynamoDB leaves unprocessed (throttling) are asked for again with backoff.
    * Devices without a status are absent from the answer. This is the pollers' refresh read (every
    * device in use, once a TTL), so it skips the document client: the low-level command with a
-   * projection of the status attributes, decoded by `statusOf`, costs the event loop a third as
-   * much CPU (2.4 against 5-7 ms for 100 statuses, measured against dynalite).
+   * projection of the status attributes, decoded by `statusOf`, costs the event loop 17 % less CPU
+   * (3.2-3.8 against 3.9-4.6 ms for 100 statuses, interleaved against dynalite; BENCHMARKS.md, 21).
    */
   async getStatuses (devices: Iterable<string>): Promise<Map<string, StatusRecord>> {
     const found = new Map<string, StatusRecord>()
