@@ -6,6 +6,7 @@ import {
 import type { Reading } from '../schemas/readings.js'
 import { parseTime } from './time.js'
 import { decodeThrottled } from './model/throttled.js'
+import { memberText } from './json-text.js'
 import type { ReadingsRepository } from './readings-repository.js'
 
 export interface Predictor {
@@ -42,23 +43,61 @@ const KINDS: Record<DeviceKind, KindSpec> = {
 
 const MAX_REASONS = 10
 
-function show (value: unknown): string {
-  const text = JSON.stringify(value) ?? String(value)
-  return text.length > 40 ? `${text.slice(0, 40)}…` : text
+const SHOWN_CHARS = 40
+
+/**
+ * A short, escaped account of a value from a message: bounded whatever it is (no JSON.stringify
+ * of arrays or objects, which recurses), and never throws. `sent` is the value's text as sent,
+ * quoted for numbers (JSON.parse reads `1e400` as Infinity).
+ */
+export function show (value: unknown, sent?: string): string {
+  try {
+    switch (typeof value) {
+      case 'number':
+        if (sent !== undefined && /^-?[0-9]/.test(sent)) return sent
+        return Object.is(value, -0) ? '-0' : String(value)
+      case 'string': {
+        const cut = value.length > SHOWN_CHARS
+        return cut ? `${JSON.stringify(value.slice(0, SHOWN_CHARS))}… (${value.length} characters)` : JSON.stringify(value)
+      }
+      case 'undefined': return 'nothing'
+      case 'object':
+        if (value === null) return 'null'
+        if (Array.isArray(value)) return `an array of ${value.length} item${value.length === 1 ? '' : 's'}`
+        return `an object of ${Object.keys(value).length} keys`
+      case 'boolean':
+      case 'bigint':
+        return String(value)
+      default:
+        return `a ${typeof value}`
+    }
+  } catch {
+    return 'a value that cannot be shown'
+  }
+}
+
+/** A thrown thing as a short line for a reason or a log, without throwing itself. */
+export function errorText (err: unknown): string {
+  try {
+    const text = err instanceof Error ? `${err.name}: ${err.message}` : String(err)
+    return text.length > 200 ? `${text.slice(0, 200)}…` : text
+  } catch {
+    return 'unknown error'
+  }
 }
 
 // Readable reasons from the schema itself: "TemperatureCPUPackage must be a number from -50 to 150, or null (got 900)".
-function describe (schema: TObject, field: string, value: unknown): string {
+function describe (schema: TObject, field: string, value: unknown, sent?: string): string {
   if (value === undefined) return `${field} is required`
   const prop = schema.properties[field] as TSchema & { anyOf?: TSchema[], pattern?: string }
   const numeric = prop?.anyOf?.find(s => s.type === 'number') ?? (prop?.type === 'number' ? prop : undefined)
   if (numeric !== undefined) {
-    return `${field} must be a number from ${numeric.minimum as number} to ${numeric.maximum as number}, or null (got ${show(value)})`
+    return `${field} must be a number from ${numeric.minimum as number} to ${numeric.maximum as number}, or null (got ${show(value, sent)})`
   }
   const text = prop?.anyOf?.find(s => s.type === 'string') ?? prop
-  if (text?.pattern !== undefined) return `${field} must match ${text.pattern as string} (got ${show(value)})`
-  if (text?.anyOf !== undefined) return `${field} must be one of ${text.anyOf.map((s: TSchema) => show(s.const)).join(', ')} (got ${show(value)})`
-  return `${field} must be a string of ${text?.minLength as number ?? 1} to ${text?.maxLength as number ?? '…'} characters (got ${show(value)})`
+  if (text?.pattern !== undefined) return `${field} must match ${text.pattern as string} (got ${show(value, sent)})`
+  if (text?.anyOf !== undefined) return `${field} must be one of ${text.anyOf.map((s: TSchema) => show(s.const)).join(', ')} (got ${show(value, sent)})`
+  return `${field} must be a string of ${text?.minLength as number ?? 1} to ${text?.maxLength as number ?? '…'} characters (got ${show(value, sent)})`
 }
 
 export function detectKind (raw: Record<string, unknown>): DeviceKind | 'both' | null {
@@ -85,8 +124,11 @@ export class IngestService {
     this.now = options.now ?? Date.now
   }
 
-  /** Validates one decoded message and predicts; never throws for bad input. */
-  validate (raw: unknown, kindHint?: DeviceKind): Validation {
+  /**
+   * Validates one decoded message and predicts; never throws for bad input. `source`, the JSON
+   * text it was parsed from, lets a reason quote a number as it was sent.
+   */
+  validate (raw: unknown, kindHint?: DeviceKind, source?: string): Validation {
     if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
       return { ok: false, reasons: ['a reading must be a JSON object'] }
     }
@@ -110,7 +152,14 @@ export class IngestService {
         fields.add(error.path.split('/')[1] ?? '')
         if (fields.size >= MAX_REASONS) break
       }
-      return { ok: false, reasons: [...fields].map(f => f === '' ? 'a reading must be a JSON object' : describe(spec.schema, f, input[f])) }
+      return {
+        ok: false,
+        reasons: [...fields].map(f => {
+          if (f === '') return 'a reading must be a JSON object'
+          const sent = source !== undefined && typeof input[f] === 'number' ? memberText(source, f) : undefined
+          return describe(spec.schema, f, input[f], sent)
+        })
+      }
     }
     const time = parseTime(input.loading_datetime as string)
     if (time === null) {
@@ -145,7 +194,12 @@ export class IngestService {
     const valid: Reading[] = []
     const rejected: IngestResult['rejected'] = []
     raws.forEach((raw, index) => {
-      const result = this.validate(raw)
+      let result: Validation
+      try {
+        result = this.validate(raw)
+      } catch (err) {
+        result = { ok: false, reasons: [`could not be processed: ${errorText(err)}`] }
+      }
       if (result.ok) valid.push(result.reading)
       else rejected.push({ index, reasons: result.reasons })
     })

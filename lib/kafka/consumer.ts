@@ -3,14 +3,19 @@ import rdkafka from 'node-rdkafka'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Reading } from '../../schemas/readings.js'
 import type { DeviceKind } from '../../schemas/devices.js'
-import type { Validation } from '../ingest.js'
+import { errorText, type Validation } from '../ingest.js'
 import { rdkafkaCommon, type KafkaSettings } from './config.js'
+import { DEFAULT_MAX_READING_BYTES, DLQ_MESSAGE_MAX_BYTES, deadLetterOf, decodeValue } from './message.js'
+
+export { decodeValue, type Decoded, type DecodeFailure } from './message.js'
 
 type Message = rdkafka.Message
-type MessageHeader = rdkafka.MessageHeader
+
+/** tries to connect the DLQ producer, or to produce one dead letter on a retriable error, before giving up on it */
+const DLQ_ATTEMPTS = 3
 
 export interface IngestSink {
-  validate: (raw: unknown, kindHint?: DeviceKind) => Validation
+  validate: (raw: unknown, kindHint?: DeviceKind, source?: string) => Validation
   store: (readings: Reading[]) => Promise<void>
 }
 
@@ -29,30 +34,11 @@ export interface ConsumerOptions {
   drainTimeoutMs?: number
   /** batches written at once (commits stay in order) */
   maxInFlight?: number
+  /** MAX_READING_BYTES: a larger message value is dead-lettered unparsed */
+  maxReadingBytes?: number
 }
 
 export type ConsumerState = 'connecting' | 'connected' | 'stopping' | 'stopped'
-
-export interface Decoded { ok: true, value: unknown }
-export interface DecodeFailure { ok: false, reason: string }
-
-/**
- * Message values are JSON, plain or framed by Confluent's serializers (magic byte 0, then a
- * 4-byte schema id), which is how the original Python producers wrote them.
- */
-export function decodeValue (value: Buffer | null | undefined): Decoded | DecodeFailure {
-  if (value === null || value === undefined || value.length === 0) return { ok: false, reason: 'empty message value' }
-  let text = value
-  if (value[0] === 0) {
-    if (value.length <= 5) return { ok: false, reason: 'Confluent-framed value without a payload' }
-    text = value.subarray(5)
-  }
-  try {
-    return { ok: true, value: JSON.parse(text.toString('utf8')) }
-  } catch (err) {
-    return { ok: false, reason: `value is not JSON: ${(err as Error).message}` }
-  }
-}
 
 /** The topic name is only a hint of the kind, for readings that do not say or show it. */
 export function kindHint (topic: string): DeviceKind | undefined {
@@ -72,7 +58,7 @@ export class IngestConsumer {
   state: ConsumerState = 'connecting'
   lastError: string | undefined
   /** messages stored / dead-lettered since start, for health and benchmarks */
-  readonly counters = { stored: 0, deadLettered: 0, batches: 0, retries: 0 }
+  readonly counters = { stored: 0, deadLettered: 0, batches: 0, retries: 0, dlqFailed: 0 }
 
   private readonly options: Required<ConsumerOptions>
   private readonly consumer: rdkafka.KafkaConsumer
@@ -88,7 +74,7 @@ export class IngestConsumer {
   private pending: rdkafka.TopicPartitionOffset[] = []
 
   constructor (options: ConsumerOptions) {
-    this.options = { backoffMs: 200, maxBackoffMs: 5000, drainTimeoutMs: 8000, maxInFlight: 3, ...options }
+    this.options = { backoffMs: 200, maxBackoffMs: 5000, drainTimeoutMs: 8000, maxInFlight: 3, maxReadingBytes: DEFAULT_MAX_READING_BYTES, ...options }
     const common = rdkafkaCommon(options.settings, 'sensors-ingest')
     this.consumer = new rdkafka.KafkaConsumer({
       ...common,
@@ -109,9 +95,12 @@ export class IngestConsumer {
     this.dlq = new rdkafka.HighLevelProducer({
       ...common,
       'client.id': 'sensors-ingest-dlq',
-      'enable.idempotence': true,
+      // Not idempotent: a dead letter twice is harmless, and a message the broker refuses must
+      // stay that message's failure, never the producer's.
+      'enable.idempotence': false,
+      'message.max.bytes': DLQ_MESSAGE_MAX_BYTES,
       'linger.ms': 5
-    }, { 'message.timeout.ms': 30_000 })
+    }, { 'message.timeout.ms': 10_000 })
     this.consumer.on('event.error', err => { this.onError(err) })
     this.dlq.on('event.error', err => { this.onError(err) })
   }
@@ -206,14 +195,19 @@ export class IngestConsumer {
     const valid: Reading[] = []
     const rejected: Rejected[] = []
     for (const message of messages) {
-      const decoded = decodeValue(message.value)
-      if (!decoded.ok) {
-        rejected.push({ message, reason: decoded.reason })
-        continue
+      // Nothing a message holds may escape this loop: whatever throws dead-letters that message.
+      try {
+        const decoded = decodeValue(message.value, this.options.maxReadingBytes)
+        if (!decoded.ok) {
+          rejected.push({ message, reason: decoded.reason })
+          continue
+        }
+        const result = this.options.ingest.validate(decoded.value, kindHint(message.topic), decoded.text)
+        if (result.ok) valid.push(result.reading)
+        else rejected.push({ message, reason: result.reasons.join('; ') })
+      } catch (err) {
+        rejected.push({ message, reason: `could not be processed: ${errorText(err)}` })
       }
-      const result = this.options.ingest.validate(decoded.value, kindHint(message.topic))
-      if (result.ok) valid.push(result.reading)
-      else rejected.push({ message, reason: result.reasons.join('; ') })
     }
 
     let delay = this.options.backoffMs
@@ -222,7 +216,6 @@ export class IngestConsumer {
       for (;;) {
         try {
           await this.options.ingest.store(valid)
-          if (rejected.length > 0) await this.deadLetter(rejected)
           break
         } catch (err) {
           this.counters.retries++
@@ -245,32 +238,63 @@ export class IngestConsumer {
         this.options.log.info('writes succeed again: partitions resumed')
       }
     }
+    // After the readings: a DLQ that refuses costs only its own messages (logged), never the batch.
+    if (rejected.length > 0) await this.deadLetter(rejected)
     this.counters.stored += valid.length
     this.counters.deadLettered += rejected.length
     this.counters.batches++
     return true
   }
 
+  /** Dead-letters what it can; never throws: a message that cannot be dead-lettered is logged and skipped. */
   private async deadLetter (rejected: Rejected[]): Promise<void> {
-    this.dlqReady ??= new Promise<void>((resolve, reject) => {
-      this.dlq.connect({ timeout: 10_000 }, err => { if (err != null) reject(err); else { this.dlq.setPollInterval(50); resolve() } })
-    }).catch(err => { this.dlqReady = undefined; throw err })
-    await this.dlqReady
-    await Promise.all(rejected.map(async ({ message, reason }) => {
-      const headers: MessageHeader[] = [
-        ...(message.headers ?? []),
-        { 'dlq.source.topic': message.topic },
-        { 'dlq.source.partition': String(message.partition) },
-        { 'dlq.source.offset': String(message.offset) },
-        { 'dlq.reason': reason.slice(0, 2000) },
-        { 'dlq.time': new Date().toISOString() }
-      ]
-      await new Promise<void>((resolve, reject) => {
-        this.dlq.produce(this.options.dlqTopic, null, message.value, message.key ?? null, message.timestamp ?? null, headers,
-          (err: unknown) => { if (err != null) reject(err instanceof Error ? err : new Error(String(err))); else resolve() })
+    let connectError: string | undefined
+    for (let attempt = 1; attempt <= DLQ_ATTEMPTS && !this.stopping; attempt++) {
+      this.dlqReady ??= new Promise<void>((resolve, reject) => {
+        this.dlq.connect({ timeout: 10_000 }, err => { if (err != null) reject(err); else { this.dlq.setPollInterval(50); resolve() } })
       })
-    }))
-    this.options.log.warn({ count: rejected.length, topic: this.options.dlqTopic, first: rejected[0]?.reason }, 'messages dead-lettered')
+      try {
+        await this.dlqReady
+        connectError = undefined
+        break
+      } catch (err) {
+        this.dlqReady = undefined
+        connectError = errorText(err)
+        if (attempt < DLQ_ATTEMPTS) await this.pause(this.options.backoffMs * attempt)
+      }
+    }
+    const sent = connectError === undefined && this.dlqReady !== undefined
+      ? await Promise.all(rejected.map(async r => await this.deadLetterOne(r)))
+      : rejected.map(r => { this.skipped(r, connectError ?? 'stopping'); return false })
+    const count = sent.filter(Boolean).length
+    if (count > 0) this.options.log.warn({ count, topic: this.options.dlqTopic, first: rejected[0]?.reason }, 'messages dead-lettered')
+  }
+
+  private async deadLetterOne (rejected: Rejected): Promise<boolean> {
+    try {
+      const { value, key, headers } = deadLetterOf(rejected.message, rejected.reason)
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await new Promise<void>((resolve, reject) => {
+            this.dlq.produce(this.options.dlqTopic, null, value, key, rejected.message.timestamp ?? null, headers,
+              (err: unknown) => { if (err != null) reject(err instanceof Error ? err : new Error(String(err))); else resolve() })
+          })
+          return true
+        } catch (err) {
+          if (attempt >= DLQ_ATTEMPTS || this.stopping || (err as rdkafka.LibrdKafkaError).isRetriable !== true) throw err
+          await this.pause(this.options.backoffMs * attempt)
+        }
+      }
+    } catch (err) {
+      this.skipped(rejected, errorText(err))
+      return false
+    }
+  }
+
+  private skipped ({ message, reason }: Rejected, err: string): void {
+    this.counters.dlqFailed++
+    const source = { topic: message.topic, partition: message.partition, offset: message.offset }
+    this.options.log.error({ source, reason: reason.slice(0, 500), dlq: this.options.dlqTopic, err }, 'message could not be dead-lettered: skipped')
   }
 
   private offsetsOf (messages: Message[]): rdkafka.TopicPartitionOffset[] {

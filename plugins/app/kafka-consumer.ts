@@ -27,6 +27,7 @@ export default fp(async function kafkaConsumer (fastify: FastifyInstance) {
     groupId: config.KAFKA_GROUP_ID,
     dlqTopic: config.KAFKA_DLQ_TOPIC,
     batchSize: config.KAFKA_BATCH_SIZE,
+    maxReadingBytes: config.MAX_READING_BYTES,
     ingest: fastify.ingest,
     log: fastify.log.child({ component: 'kafka' }),
     drainTimeoutMs: Math.max(1000, config.SHUTDOWN_TIMEOUT_MS - 2000)
