@@ -15,8 +15,8 @@ export function unique (prefix: string): string {
   return `${prefix}-${randomUUID().slice(0, 8)}`
 }
 
-export async function producer (t: Teardown, bootstrap = brokers!): Promise<rdkafka.HighLevelProducer> {
-  const p = new rdkafka.HighLevelProducer({ 'bootstrap.servers': bootstrap, 'linger.ms': 5, 'enable.idempotence': true })
+export async function producer (t: Teardown, bootstrap = brokers!, config: Record<string, string | number | boolean> = {}): Promise<rdkafka.HighLevelProducer> {
+  const p = new rdkafka.HighLevelProducer({ 'bootstrap.servers': bootstrap, 'linger.ms': 5, 'enable.idempotence': true, ...config })
   await new Promise<void>((resolve, reject) => p.connect({ timeout: 15_000 }, err => { if (err != null) reject(err); else resolve() }))
   p.setPollInterval(20)
   t.teardown(() => new Promise<void>(resolve => { p.disconnect(5000, () => resolve()) }))
