@@ -161,6 +161,15 @@ export class IngestService {
         })
       }
     }
+    // DynamoDB refuses a non-zero number under 1e-130 in magnitude: such a reading could never be stored.
+    const tiny = spec.fields.filter(f => typeof input[f] === 'number' && input[f] !== 0 && Math.abs(input[f]) < 1e-130)
+    if (tiny.length > 0) {
+      return {
+        ok: false,
+        reasons: tiny.map(f => `${f} is too small to store: a number other than 0 must be at least 1e-130 in magnitude (got ${
+          show(input[f], source !== undefined ? memberText(source, f) : undefined)})`)
+      }
+    }
     const time = parseTime(input.loading_datetime as string)
     if (time === null) {
       return { ok: false, reasons: [`loading_datetime must be ISO 8601 or YYYY-MM-DD@HH:MM:SS (got ${show(input.loading_datetime)})`] }

@@ -138,6 +138,8 @@ export interface DynamoProxy {
   calls: Record<string, number>
   /** answer calls with this DynamoDB error instead of forwarding them (undefined: forward) */
   fail: { status: number, type: string } | undefined
+  /** answer the calls it picks (by operation and request JSON) with that DynamoDB error */
+  failWhen: ((operation: string, request: string) => { status: number, type: string } | undefined) | undefined
   /** accept calls and never answer them (a DynamoDB that hangs); held until the test ends */
   hang: boolean
   /** rewrites a forwarded answer's JSON (the CRC32 header is dropped then); `request`: the call's JSON */
@@ -151,7 +153,7 @@ export interface DynamoProxy {
 export async function dynamoProxy (t: Teardown, target: string): Promise<DynamoProxy> {
   const { createServer, request } = await import('node:http')
   const upstream = new URL(target)
-  const proxy: DynamoProxy = { endpoint: '', calls: {}, fail: undefined, hang: false, rewrite: undefined }
+  const proxy: DynamoProxy = { endpoint: '', calls: {}, fail: undefined, failWhen: undefined, hang: false, rewrite: undefined }
   const server = createServer((req, res) => {
     const operation = String(req.headers['x-amz-target'] ?? '').split('.')[1] ?? ''
     proxy.calls[operation] = (proxy.calls[operation] ?? 0) + 1
@@ -159,9 +161,10 @@ export async function dynamoProxy (t: Teardown, target: string): Promise<DynamoP
     req.on('data', (c: Buffer) => chunks.push(c))
     req.on('end', () => {
       if (proxy.hang) return
-      if (proxy.fail !== undefined) {
-        res.writeHead(proxy.fail.status, { 'content-type': 'application/x-amz-json-1.0' })
-        res.end(JSON.stringify({ __type: `com.amazonaws.dynamodb.v20120810#${proxy.fail.type}`, message: 'injected by the test' }))
+      const fail = proxy.fail ?? proxy.failWhen?.(operation, Buffer.concat(chunks).toString('utf8'))
+      if (fail !== undefined) {
+        res.writeHead(fail.status, { 'content-type': 'application/x-amz-json-1.0' })
+        res.end(JSON.stringify({ __type: `com.amazonaws.dynamodb.v20120810#${fail.type}`, message: 'injected by the test' }))
         return
       }
       const out = request({ host: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: req.headers }, up => {

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { randomUUID } from 'node:crypto'
 import rdkafka from 'node-rdkafka'
-import { build, dynalite, pcReading, spawnServer, uniqueTable } from './helper.js'
+import { build, dynalite, dynamoProxy, pcReading, spawnServer, uniqueTable } from './helper.js'
 import { brokers, committedTotal, consumeAll, noBroker, produce, producer, unique, waitUntil, freePort } from './kafka-helper.js'
 import { DLQ_VALUE_MAX_BYTES } from '../lib/kafka/message.js'
 
@@ -67,6 +67,7 @@ t.test('hostile messages through Kafka to the running process: each is dead-lett
     { key: 'inf', value: withRaw('kt-inf', 'LoadCPUTotal', '1e400'), reason: /^LoadCPUTotal must be a number from 0 to 100, or null \(got 1e400\)$/ },
     { key: 'neg-inf', value: withRaw('kt-inf', 'TemperatureCPUPackage', '-1e400'), reason: /\(got -1e400\)$/ },
     { key: 'huge-int', value: withRaw('kt-inf', 'ClockCPUCoreOne', '123456789012345678901234567890'), reason: /\(got 123456789012345678901234567890\)$/ },
+    { key: 'underflow', value: withRaw('kt-inf', 'LoadCPUTotal', '1e-200'), reason: /^LoadCPUTotal is too small to store: .*\(got 1e-200\)$/ },
     { key: 'nested-ok-depth', value: withRaw('kt-shape', 'LoadCPUTotal', '[[1,2],{"a":[3]}]'), reason: /LoadCPUTotal .*\(got an array of 2 items\)$/ },
     { key: 'huge-string', value: withRaw('kt-str', 'device', JSON.stringify('"\n' + 'y'.repeat(60_000))), reason: /^device must match .*\(got "\\"\\nyyy[^"]*"… \(60002 characters\)\)$/ },
     { key: 'non-utf8', value: nonUtf8, reason: /not valid UTF-8/ },
@@ -151,4 +152,25 @@ t.test('a step that throws while a message is handled (here the model) dead-lett
   t.ok(await waitUntil(async () => (await app.inject('/devices/kt-fine/status')).statusCode === 200, 20_000), 'the next reading is stored')
   const result = await app.ingest.ingest([pcReading({ device: 'kt-boom' }), pcReading({ device: 'kt-fine' })])
   t.same(result, { stored: 1, rejected: [{ index: 0, reasons: ['could not be processed: RangeError: the model exploded'] }] }, 'IngestService.ingest too')
+})
+
+t.test('a reading the table refuses (not an outage) is dead-lettered alone; the rest of its batch is stored, without a retry', { skip: noBroker }, async t => {
+  const topic = unique('pc')
+  const dlqTopic = unique('dlq')
+  const db = await dynalite(t)
+  const proxy = await dynamoProxy(t, db.endpoint)
+  proxy.failWhen = (operation, request) => operation === 'BatchWriteItem' && request.includes('kt-refuse')
+    ? { status: 400, type: 'ValidationException' }
+    : undefined
+  const app = await build(t, {
+    env: { KAFKA_BROKERS: brokers!, KAFKA_TOPICS: topic, KAFKA_GROUP_ID: unique('group'), KAFKA_DLQ_TOPIC: dlqTopic, COLLECTOR: 'off', DYNAMODB_ENDPOINT: proxy.endpoint }
+  })
+  const p = await producer(t)
+  const goods = [pcReading({ device: 'kt-table' }), pcReading({ device: 'kt-table' }, 1)]
+  await Promise.all([produce(p, topic, goods[0]!, 'good'), produce(p, topic, pcReading({ device: 'kt-refuse' }), 'refused'), produce(p, topic, goods[1]!, 'good')])
+  const [letter] = await consumeAll(dlqTopic, 1, 30_000)
+  t.equal(String(letter?.key), 'refused')
+  t.match(header(letter, 'dlq.reason'), /^could not be stored: ValidationException: injected by the test$/)
+  t.ok(await waitUntil(async () => (await app.inject('/devices/kt-table')).json().length === 2, 20_000), 'the other readings are stored')
+  t.equal(app.kafkaConsumer?.counters.retries, 0, 'not retried as an outage')
 })

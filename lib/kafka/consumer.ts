@@ -4,6 +4,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Reading } from '../../schemas/readings.js'
 import type { DeviceKind } from '../../schemas/devices.js'
 import { errorText, type Validation } from '../ingest.js'
+import { StorageUnavailableError } from '../errors.js'
 import { rdkafkaCommon, type KafkaSettings } from './config.js'
 import { DEFAULT_MAX_READING_BYTES, DLQ_MESSAGE_MAX_BYTES, deadLetterOf, decodeValue } from './message.js'
 
@@ -48,6 +49,7 @@ export function kindHint (topic: string): DeviceKind | undefined {
 }
 
 interface Rejected { message: Message, reason: string }
+interface Accepted { message: Message, reading: Reading }
 
 /**
  * Streams readings from Kafka into the ingest service: at-least-once, committing a partition's
@@ -192,7 +194,7 @@ export class IngestConsumer {
 
   /** Stores a batch, retrying with backoff (partitions paused) until it is stored or we stop. */
   private async process (messages: Message[]): Promise<boolean> {
-    const valid: Reading[] = []
+    const valid: Accepted[] = []
     const rejected: Rejected[] = []
     for (const message of messages) {
       // Nothing a message holds may escape this loop: whatever throws dead-letters that message.
@@ -203,7 +205,7 @@ export class IngestConsumer {
           continue
         }
         const result = this.options.ingest.validate(decoded.value, kindHint(message.topic), decoded.text)
-        if (result.ok) valid.push(result.reading)
+        if (result.ok) valid.push({ message, reading: result.reading })
         else rejected.push({ message, reason: result.reasons.join('; ') })
       } catch (err) {
         rejected.push({ message, reason: `could not be processed: ${errorText(err)}` })
@@ -215,7 +217,7 @@ export class IngestConsumer {
     try {
       for (;;) {
         try {
-          await this.options.ingest.store(valid)
+          await this.store(valid, rejected)
           break
         } catch (err) {
           this.counters.retries++
@@ -244,6 +246,28 @@ export class IngestConsumer {
     this.counters.deadLettered += rejected.length
     this.counters.batches++
     return true
+  }
+
+  /**
+   * Stores the batch; when the table refuses it for something else than an outage (a reading it
+   * cannot take), stores the readings one by one and moves those it refuses from `valid` to `rejected`.
+   */
+  private async store (valid: Accepted[], rejected: Rejected[]): Promise<void> {
+    try {
+      await this.options.ingest.store(valid.map(v => v.reading))
+      return
+    } catch (err) {
+      if (err instanceof StorageUnavailableError || valid.length === 0) throw err
+    }
+    for (const accepted of [...valid]) {
+      try {
+        await this.options.ingest.store([accepted.reading])
+      } catch (err) {
+        if (err instanceof StorageUnavailableError) throw err
+        valid.splice(valid.indexOf(accepted), 1)
+        rejected.push({ message: accepted.message, reason: `could not be stored: ${errorText(err)}` })
+      }
+    }
   }
 
   /** Dead-letters what it can; never throws: a message that cannot be dead-lettered is logged and skipped. */
