@@ -1,6 +1,7 @@
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { FastifyInstance, FastifyPluginOptions, FastifyError } from 'fastify'
+import { STATUS_CODES } from 'node:http'
+import type { FastifyInstance, FastifyPluginOptions, FastifyError, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import AutoLoad from '@fastify/autoload'
 import fp from 'fastify-plugin'
 import fastAnswers from './plugins/fast-answers.js'
@@ -8,6 +9,8 @@ import type { Config } from './lib/config.js'
 import type { Dynamo } from './lib/dynamo/client.js'
 import type { Predictor } from './lib/ingest.js'
 import type { SensorReader } from './collector/reader.js'
+import { quote } from './lib/errors.js'
+import { checkWritten, numericFields } from './lib/query-numbers.js'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
 
@@ -23,9 +26,10 @@ export interface AppOptions extends FastifyPluginOptions {
 // The app is a plugin that never listens: server.ts and the tests register it on an instance.
 async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   fastify.setErrorHandler(function errorHandler (error: FastifyError, request, reply) {
-    const status = error.statusCode ?? 500
+    const code = error.statusCode ?? 500
+    const status = code >= 400 && code <= 599 ? code : 500
     if (error.validation !== undefined) {
-      return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: error.message })
+      return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: bounded(error.message) })
     }
     if (status >= 500) {
       request.log.error({ err: error }, 'request failed')
@@ -36,11 +40,40 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
         message: unavailable ? 'Storage is unavailable, try again shortly' : 'Internal Server Error'
       })
     }
-    return reply.code(status).send({ statusCode: status, error: httpError(status), message: error.message })
+    return reply.code(status).send({ statusCode: status, error: httpError(status), message: bounded(error.message) })
   })
 
   fastify.setNotFoundHandler(function notFound (request, reply) {
-    return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `Route ${request.method} ${request.url.split('?')[0] ?? ''} not found` })
+    return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `Route ${request.method} ${quote(pathOf(request))} not found` })
+  })
+
+  // A path that exists with other methods: 405 with their list in Allow (RFC 9110 15.5.6), found by
+  // Fastify's router. In onRequest, so a body is neither read nor parsed first.
+  fastify.addHook('onRequest', function methodNotAllowed (request, reply, done) {
+    if (!request.is404) return done()
+    const allow = fastify.supportedMethods.filter(method => method !== request.method && fastify.findRoute({ method, url: request.url }) !== null)
+    if (allow.length === 0) return done()
+    reply.code(405).header('allow', allow.join(', ')).send({
+      statusCode: 405, error: 'Method Not Allowed', message: `Method ${request.method} is not allowed on ${quote(pathOf(request))}: use ${allow.join(', ')}`
+    })
+  })
+
+  // Numbers in the URL as written, for every route whose schema declares one (lib/query-numbers.ts).
+  fastify.addHook('onRoute', function checkNumbers (route: RouteOptions) {
+    const fields = numericFields(route.schema as Record<string, unknown> | undefined, ref => fastify.getSchema(ref.replace(/#$/, '')))
+    if (fields === undefined) return
+    const existing = route.preValidation === undefined ? [] : Array.isArray(route.preValidation) ? route.preValidation : [route.preValidation]
+    // The HEAD route Fastify derives from a GET route comes with its hooks.
+    if (existing.some(hook => (hook as { numbersAsWritten?: true }).numbersAsWritten === true)) return
+    const hook = Object.assign(function numbersAsWritten (request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) {
+      try {
+        checkWritten(fields, request)
+      } catch (err) {
+        return done(err as Error)
+      }
+      done()
+    }, { numbersAsWritten: true as const })
+    route.preValidation = [hook, ...existing]
   })
 
   // Third-party plugins, then the app's own services (each declaring its dependencies), then routes.
@@ -58,16 +91,18 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
 }
 
 function httpError (status: number): string {
-  switch (status) {
-    case 400: return 'Bad Request'
-    case 404: return 'Not Found'
-    case 405: return 'Method Not Allowed'
-    case 406: return 'Not Acceptable'
-    case 413: return 'Payload Too Large'
-    case 415: return 'Unsupported Media Type'
-    case 429: return 'Too Many Requests'
-    default: return 'Error'
-  }
+  return STATUS_CODES[status] ?? 'Error'
+}
+
+/** 4xx messages are ours, Ajv's or Fastify's: bounded all the same. */
+function bounded (message: string, max = 240): string {
+  return message.length > max ? `${message.slice(0, max)}...` : message
+}
+
+function pathOf (request: FastifyRequest): string {
+  const url = request.url
+  const q = url.indexOf('?')
+  return q === -1 ? url : url.slice(0, q)
 }
 
 // Not encapsulated, so the instance that registers it (server.ts, the tests) sees its decorators.

@@ -102,11 +102,12 @@ function decodeCursor (cursor: string, device?: string): { device: string, sk: s
   return { device: parsed[0], sk: parsed[1] }
 }
 
-function bounds (options: ListOptions): { lo: string, hi: string } {
-  return {
-    lo: options.from ?? READING_SK_RANGE.lo,
-    hi: options.to !== undefined ? `${options.to}#~` : READING_SK_RANGE.hi
-  }
+function bounds (options: ListOptions, start?: { sk: string }): { lo: string, hi: string } {
+  const lo = options.from ?? READING_SK_RANGE.lo
+  const hi = options.to !== undefined ? `${options.to}#~` : READING_SK_RANGE.hi
+  // DynamoDB refuses a start key outside the key condition (a cursor of another from/to): a 400, not a 500.
+  if (start !== undefined && (start.sk < lo || start.sk > hi)) throw new InvalidCursorError('Invalid cursor: it lies outside this query\'s from/to range')
+  return { lo, hi }
 }
 
 async function mapLimit<T> (items: T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
@@ -354,7 +355,7 @@ export class ReadingsRepository {
 
   async listDevice (device: string, options: ListOptions): Promise<Page<Reading>> {
     const start = options.cursor !== undefined ? decodeCursor(options.cursor, device) : undefined
-    const { lo, hi } = bounds(options)
+    const { lo, hi } = bounds(options, start)
     return await this.query({
       TableName: this.table,
       KeyConditionExpression: 'device = :d AND sk BETWEEN :lo AND :hi',
@@ -365,7 +366,7 @@ export class ReadingsRepository {
 
   async listAll (options: ListOptions): Promise<Page<Reading>> {
     const start = options.cursor !== undefined ? decodeCursor(options.cursor) : undefined
-    const { lo, hi } = bounds(options)
+    const { lo, hi } = bounds(options, start)
     return await this.query({
       TableName: this.table,
       IndexName: ALL_INDEX.name,

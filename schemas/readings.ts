@@ -102,8 +102,11 @@ export const StatusSchema = Type.Object({
 })
 export type Status = Static<typeof StatusSchema>
 
+export const DEFAULT_PAGE_SIZE = 100
+
 export const ListQuerySchema = Type.Object({
-  limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100, description: 'Page size' }),
+  // Optional: the OpenAPI document must not mark it required (Ajv fills the default in).
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: DEFAULT_PAGE_SIZE, description: 'Page size, in plain decimal digits' })),
   cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 512, description: 'Opaque cursor from the previous page' })),
   from: Type.Optional(Type.String({ minLength: 1, maxLength: 40, description: 'Only readings at or after this time (ISO 8601)', examples: ['2026-11-29T00:00:00Z'] })),
   to: Type.Optional(Type.String({ minLength: 1, maxLength: 40, description: 'Only readings at or before this time (ISO 8601)', examples: ['2026-11-30'] }))

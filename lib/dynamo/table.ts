@@ -18,8 +18,15 @@ export function readingSk (iso: string, uuid: string): string {
   return `${iso}#${uuid.toLowerCase()}`
 }
 
-/** Every reading sort key lies in this range: they start with the ISO time, and "status" sorts after "9". */
-export const READING_SK_RANGE = { lo: '0', hi: '9' } as const
+/** The times a reading key can hold: `parseTime` accepts years 1970 to 9999 (4-digit ISO years sort as time). */
+export const READING_TIME_MAX = '9999-12-31T23:59:59.999Z'
+
+/**
+ * Every reading sort key (`<ISO time>#<uuid>`) lies in this range: from below any 4-digit year up to
+ * the latest time's key (`~` sorts after the uuid's characters); other items of a device ("status",
+ * keys starting with a letter) sort after it.
+ */
+export const READING_SK_RANGE = { lo: '0', hi: `${READING_TIME_MAX}#~` } as const
 
 /**
  * Every page of one device's reading items (its status excluded), oldest first, following

@@ -5,7 +5,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import { DeviceParamsSchema, ListQuerySchema, StatusSchema, type ListQuery } from '../../schemas/readings.js'
+import { DEFAULT_PAGE_SIZE, DeviceParamsSchema, ListQuerySchema, StatusSchema, type ListQuery } from '../../schemas/readings.js'
 import { ErrorSchema } from '../../schemas/common.js'
 import { parseTime } from '../../lib/time.js'
 import { acceptsGzip } from '../../lib/accept-encoding.js'
@@ -15,24 +15,35 @@ import type { StatusRecord } from '../../lib/readings-repository.js'
 import type { CachedPage } from '../../plugins/app/history-cache.js'
 import { prepared, type Prepared } from '../../lib/fast-answers.js'
 import { pageKey } from '../../lib/page-cache.js'
+import { READING_TIME_MAX } from '../../lib/dynamo/table.js'
 
+const error = (description: string) => Type.Ref(ErrorSchema, { description })
 const errors = {
-  400: Type.Ref(ErrorSchema),
-  500: Type.Ref(ErrorSchema),
-  503: Type.Ref(ErrorSchema)
+  400: error('Bad Request: a query or path parameter is invalid (the message names it)'),
+  500: error('Internal Server Error (no details)'),
+  503: error('Service Unavailable: the table does not answer; try again shortly')
 }
+/** Routes with a path parameter: the router answers 414 for a segment over MAX_PARAM_LENGTH characters. */
+const tooLong = { 414: error('URI Too Long: a path segment is longer than 100 characters') }
+
+const TIME_MAX_MS = Date.parse(READING_TIME_MAX)
 
 function timeBounds (query: ListQuery): { from?: string, to?: string } {
   const out: { from?: string, to?: string } = {}
+  const ms: { from?: number, to?: number } = {}
   for (const key of ['from', 'to'] as const) {
     const text = query[key]
     if (text === undefined) continue
     const parsed = parseTime(text)
-    if (parsed === null) throw new BadRequestError(`querystring/${key} must be an ISO 8601 date or date-time`)
+    if (parsed === null) throw new BadRequestError(`querystring/${key} must be an ISO 8601 date or date-time from 1970 to 9999`)
     // A bare date as `to` means the whole day.
-    out[key] = key === 'to' && /^\d{4}-\d{2}-\d{2}$/.test(text) ? new Date(parsed.ms + 86_399_999).toISOString() : parsed.iso
+    const at = key === 'to' && /^\d{4}-\d{2}-\d{2}$/.test(text) ? parsed.ms + 86_399_999 : parsed.ms
+    ms[key] = at
+    // 9999-12-31T23:00-14:00 is in year 10000, whose ISO form (+010000-…) would not sort as a time:
+    // no reading is later than the last time of 9999.
+    out[key] = at > TIME_MAX_MS ? READING_TIME_MAX : new Date(at).toISOString()
   }
-  if (out.from !== undefined && out.to !== undefined && out.from > out.to) throw new BadRequestError('querystring/from must not be after querystring/to')
+  if (ms.from !== undefined && ms.to !== undefined && ms.from > ms.to) throw new BadRequestError('querystring/from must not be after querystring/to')
   return out
 }
 
@@ -78,7 +89,7 @@ export default async function devices (fastifyBase: FastifyInstance) {
       response: { 200: Type.Ref('AllReadings'), ...errors }
     }
   }, async function listAllReadings (request, reply) {
-    const page = await fastify.readings.listAll({ limit: request.query.limit, cursor: request.query.cursor, ...timeBounds(request.query) })
+    const page = await fastify.readings.listAll({ limit: request.query.limit ?? DEFAULT_PAGE_SIZE, cursor: request.query.cursor, ...timeBounds(request.query) })
     if (page.next !== undefined) reply.header('link', nextLink(request.url, page.next))
     return { Items: page.items, Count: page.items.length, ...(page.next !== undefined ? { next_cursor: page.next } : {}) }
   })
@@ -100,12 +111,13 @@ export default async function devices (fastifyBase: FastifyInstance) {
       response: {
         200: Type.Ref('ReadingList'),
         304: Type.Null({ description: 'Not Modified: the first page is still the one of the given ETag' }),
-        ...errors
+        ...errors,
+        ...tooLong
       }
     }
   }, function listDeviceReadings (request, reply) {
     const { device } = request.params
-    const options = { limit: request.query.limit, cursor: request.query.cursor, ...timeBounds(request.query) }
+    const options = { limit: request.query.limit ?? DEFAULT_PAGE_SIZE, cursor: request.query.cursor, ...timeBounds(request.query) }
     if (options.cursor !== undefined) {
       return fastify.readings.listDevice(device, options).then(page => {
         if (page.next !== undefined) reply.header('link', nextLink(request.url, page.next))
@@ -161,8 +173,9 @@ export default async function devices (fastifyBase: FastifyInstance) {
       response: {
         200: Type.Ref(StatusSchema),
         304: Type.Null({ description: 'Not Modified: the newest reading is still the one of the given ETag' }),
-        404: Type.Ref(ErrorSchema),
-        ...errors
+        404: error('Not Found: the device has no readings'),
+        ...errors,
+        ...tooLong
       }
     }
   }, function getDeviceStatus (request, reply) {
