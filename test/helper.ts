@@ -2,6 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
+import { createRequire } from 'node:module'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomUUID } from 'node:crypto'
@@ -45,6 +47,53 @@ export async function dynalite (t: Teardown): Promise<EmbeddedDynamo> {
   const db = await startEmbeddedDynamo(null)
   t.teardown(() => db.close())
   return db
+}
+
+export interface DynaliteProcess {
+  endpoint: string
+  /** kills the process (SIGKILL unless told) and waits until it has exited */
+  kill: (signal?: NodeJS.Signals) => Promise<void>
+  /** starts it again on the same port and data; resolves when it answers HTTP */
+  start: () => Promise<void>
+}
+
+/**
+ * dynalite in a process of its own (its CLI), its LevelDB files in a temp dir: a DynamoDB that a
+ * test can kill and start again on the same port with the same data. Killed when the test ends.
+ */
+export async function dynaliteProcess (t: Teardown): Promise<DynaliteProcess> {
+  const { freePort } = await import('./kafka-helper.js')
+  // registered before the data dir's removal, so the process is gone first
+  t.teardown(() => kill())
+  const dir = await tempDir(t, 'sensors-dynalite-')
+  const port = await freePort()
+  const cli = createRequire(import.meta.url).resolve('dynalite/cli.js')
+  const endpoint = `http://127.0.0.1:${port}`
+  let child: ChildProcess | undefined
+  let out = ''
+  const running = (): boolean => child !== undefined && child.exitCode === null && child.signalCode === null
+  const kill = async (signal: NodeJS.Signals = 'SIGKILL'): Promise<void> => {
+    if (child === undefined || !running()) return
+    const exited = once(child, 'exit')
+    child.kill(signal)
+    await exited
+  }
+  const start = async (): Promise<void> => {
+    if (running()) throw new Error('dynalite is already running')
+    const args = [cli, '--host', '127.0.0.1', '--port', String(port), '--path', dir, '--createTableMs', '0', '--deleteTableMs', '0', '--updateTableMs', '0']
+    const proc = child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    proc.stdout?.on('data', (d: Buffer) => { out = (out + d.toString()).slice(-4000) })
+    proc.stderr?.on('data', (d: Buffer) => { out = (out + d.toString()).slice(-4000) })
+    const until = Date.now() + 20_000
+    while (Date.now() < until) {
+      if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`dynalite exited at start: ${out}`)
+      if (await fetch(endpoint).then(() => true, () => false)) return
+      await sleep(50)
+    }
+    throw new Error(`dynalite did not answer on ${endpoint} within 20 s: ${out}`)
+  }
+  await start()
+  return { endpoint, kill, start }
 }
 
 export async function tempDir (t: Teardown, prefix = 'sensors-test-'): Promise<string> {

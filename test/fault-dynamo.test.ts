@@ -1,0 +1,38 @@
+import t from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { dynaliteProcess } from './helper.js'
+import { brokers, noBroker, producer, waitUntil } from './kafka-helper.js'
+import { describe, N, publishedAtLeast, publishPaced, resumeTime, scenario, settle, startService } from './fault-helper.js'
+
+// no limit in the issue for this one: the consumer's write backoff (at most 5 s) and the backlog
+const DYNAMO_RESUME_LIMIT_MS = 15_000
+
+t.test('DynamoDB killed (SIGKILL) and restarted mid-stream: no reading lost or duplicated, and ingestion resumes', { skip: noBroker }, async t => {
+  const db = await dynaliteProcess(t)
+  const { topic, device, env } = scenario('dynamo', db.endpoint, brokers!)
+  const p = await producer(t)
+  const service = await startService(t, env)
+  const stream = publishPaced(p, topic, device)
+  await publishedAtLeast(stream, N * 0.4)
+  const some = await waitUntil(async () => (await fetch(`${service.base}/devices/${device}/status`)).status === 200, 30_000, 50)
+  t.ok(some, `readings stored before the kill${some ? '' : `: ${service.server.output().slice(-1000)}`}`)
+  t.ok(stream.published.length < N, `mid-stream: ${stream.published.length} of ${N} published`)
+
+  await db.kill('SIGKILL')
+  await sleep(3000)
+  const health = await fetch(`${service.base}/health`)
+  t.equal(health.status, 503, '/health says 503 while DynamoDB is down')
+  await db.start()
+  const resume = await resumeTime(p, topic, device, service.base, Date.now())
+  await stream.done
+  const f = await settle(service.base, device, [...stream.published, resume.uuid])
+  t.comment(describe('DynamoDB SIGKILL', f, { 'DynamoDB back to a new reading stored': resume.ms }))
+  t.equal(f.lost, 0, 'no reading lost')
+  t.equal(f.duplicated, 0, 'no reading duplicated')
+  t.equal(f.unexpected, 0, 'nothing served that was not published')
+  t.ok(resume.ms <= DYNAMO_RESUME_LIMIT_MS, `resumes within ${DYNAMO_RESUME_LIMIT_MS} ms of DynamoDB's return (took ${resume.ms} ms)`)
+  t.equal(service.server.child.exitCode, null, 'the service kept running')
+
+  service.server.child.kill('SIGTERM')
+  t.equal(await service.server.exited, 0, 'exits 0 on SIGTERM')
+})
