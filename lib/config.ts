@@ -3,6 +3,7 @@ import { resolve } from 'node:path'
 import type { TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { ConfigSchema, type RawConfig } from '../schemas/config.js'
+import { isTimeZone } from './time.js'
 
 export interface Config extends RawConfig {
   /** absolute DATA_DIR */
@@ -74,6 +75,9 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     : isOn(collector))
   if (raw.KAFKA_SASL_MECHANISM !== undefined && (raw.KAFKA_SASL_USERNAME === undefined || raw.KAFKA_SASL_PASSWORD === undefined)) {
     throw new ConfigError('Invalid configuration: KAFKA_SASL_MECHANISM needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD')
+  }
+  if (!isTimeZone(raw.LEGACY_TIMEZONE)) {
+    throw new ConfigError(`Invalid configuration: LEGACY_TIMEZONE must be an IANA time zone name such as UTC or Europe/Berlin (got "${raw.LEGACY_TIMEZONE}")`)
   }
   if (raw.ROLE === 'ingest' && raw.KAFKA_BROKERS === undefined && !collectorEnabled) {
     throw new ConfigError('Invalid configuration: ROLE=ingest needs KAFKA_BROKERS (or COLLECTOR=on)')

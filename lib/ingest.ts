@@ -23,8 +23,10 @@ export interface IngestResult {
 export interface IngestOptions {
   repository: ReadingsRepository
   predictor: Predictor
-  /** how far ahead of this clock a reading may be: a zoned time, and a zoneless (local) one */
-  futureToleranceMs?: { zoned: number, zoneless: number }
+  /** how far ahead of this clock a reading's time may be (MAX_CLOCK_SKEW_SECONDS; default 300 s) */
+  maxClockSkewMs?: number
+  /** the IANA zone of times written without one (LEGACY_TIMEZONE; default UTC) */
+  legacyTimeZone?: string
   now?: () => number
   /** called with the readings once they are stored */
   onStored?: (readings: Reading[]) => void
@@ -111,7 +113,8 @@ export function detectKind (raw: Record<string, unknown>): DeviceKind | 'both' |
 export class IngestService {
   private readonly repository: ReadingsRepository
   private readonly predictor: Predictor
-  private readonly tolerance: { zoned: number, zoneless: number }
+  private readonly maxClockSkewMs: number
+  private readonly zone: { zone: string }
   private readonly now: () => number
   private readonly onStored: (readings: Reading[]) => void
 
@@ -119,8 +122,8 @@ export class IngestService {
     this.onStored = options.onStored ?? (() => {})
     this.repository = options.repository
     this.predictor = options.predictor
-    // A zoneless time is the producer's local time read as UTC, so it may run up to 14 h ahead.
-    this.tolerance = options.futureToleranceMs ?? { zoned: 15 * 60_000, zoneless: 14 * 3_600_000 + 15 * 60_000 }
+    this.maxClockSkewMs = options.maxClockSkewMs ?? 300_000
+    this.zone = { zone: options.legacyTimeZone ?? 'UTC' }
     this.now = options.now ?? Date.now
   }
 
@@ -170,12 +173,16 @@ export class IngestService {
           show(input[f], source !== undefined ? memberText(source, f) : undefined)})`)
       }
     }
-    const time = parseTime(input.loading_datetime as string)
+    const time = parseTime(input.loading_datetime as string, this.zone)
     if (time === null) {
       return { ok: false, reasons: [`loading_datetime must be ISO 8601 or YYYY-MM-DD@HH:MM:SS (got ${show(input.loading_datetime)})`] }
     }
-    if (time.ms - this.now() > (time.zoneless ? this.tolerance.zoneless : this.tolerance.zoned)) {
-      return { ok: false, reasons: [`loading_datetime is in the future (${time.iso})`] }
+    // A reading from the future would hold the device's status until the clock caught up with it.
+    if (time.ms - this.now() > this.maxClockSkewMs) {
+      return {
+        ok: false,
+        reasons: [`loading_datetime is in the future: ${time.iso} is more than ${this.maxClockSkewMs / 1000} s ahead of the service's clock (MAX_CLOCK_SKEW_SECONDS)`]
+      }
     }
 
     const reading: Record<string, unknown> = {

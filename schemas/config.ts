@@ -35,6 +35,8 @@ export const ConfigSchema = Type.Object({
   STATUS_CACHE_TTL_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 1000 }),
   HISTORY_CACHE_TTL_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 1000 }),
   HISTORY_CACHE_MB: Type.Number({ exclusiveMinimum: 0, maximum: 4096, default: 32 }),
+  LEGACY_TIMEZONE: Type.String({ minLength: 1, maxLength: 100, default: 'UTC' }),
+  MAX_CLOCK_SKEW_SECONDS: Type.Integer({ minimum: 0, maximum: 86_400, default: 300 }),
   RETENTION_DAYS: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
   SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000 })
 })

@@ -13,6 +13,8 @@ export default fp(async function ingest (fastify: FastifyInstance) {
   fastify.decorate('ingest', new IngestService({
     repository: fastify.readings,
     predictor: fastify.predictor,
+    legacyTimeZone: fastify.config.LEGACY_TIMEZONE,
+    maxClockSkewMs: fastify.config.MAX_CLOCK_SKEW_SECONDS * 1000,
     onStored: readings => {
       fastify.statuses.observe(readings)
       fastify.historyCache.invalidate(new Set(readings.map(r => r.device)))
