@@ -241,9 +241,9 @@ export class IngestConsumer {
       }
     }
     // After the readings: a DLQ that refuses costs only its own messages (logged), never the batch.
-    if (rejected.length > 0) await this.deadLetter(rejected)
+    const deadLettered = rejected.length > 0 ? await this.deadLetter(rejected) : 0
     this.counters.stored += valid.length
-    this.counters.deadLettered += rejected.length
+    this.counters.deadLettered += deadLettered
     this.counters.batches++
     return true
   }
@@ -271,9 +271,9 @@ export class IngestConsumer {
   }
 
   /** Dead-letters what it can; never throws: a message that cannot be dead-lettered is logged and skipped. */
-  private async deadLetter (rejected: Rejected[]): Promise<void> {
+  private async deadLetter (rejected: Rejected[]): Promise<number> {
     let connectError: string | undefined
-    for (let attempt = 1; attempt <= DLQ_ATTEMPTS && !this.stopping; attempt++) {
+    for (let attempt = 1; attempt <= DLQ_ATTEMPTS; attempt++) {
       this.dlqReady ??= new Promise<void>((resolve, reject) => {
         this.dlq.connect({ timeout: 10_000 }, err => { if (err != null) reject(err); else { this.dlq.setPollInterval(50); resolve() } })
       })
@@ -284,14 +284,15 @@ export class IngestConsumer {
       } catch (err) {
         this.dlqReady = undefined
         connectError = errorText(err)
-        if (attempt < DLQ_ATTEMPTS) await this.pause(this.options.backoffMs * attempt)
+        if (attempt < DLQ_ATTEMPTS && !this.stopping) await this.pause(this.options.backoffMs * attempt)
       }
     }
-    const sent = connectError === undefined && this.dlqReady !== undefined
+    const sent = connectError === undefined
       ? await Promise.all(rejected.map(async r => await this.deadLetterOne(r)))
-      : rejected.map(r => { this.skipped(r, connectError ?? 'stopping'); return false })
+      : rejected.map(r => { this.skipped(r, connectError); return false })
     const count = sent.filter(Boolean).length
     if (count > 0) this.options.log.warn({ count, topic: this.options.dlqTopic, first: rejected[0]?.reason }, 'messages dead-lettered')
+    return count
   }
 
   private async deadLetterOne (rejected: Rejected): Promise<boolean> {
