@@ -38,10 +38,10 @@ function timeBounds (query: ListQuery): { from?: string, to?: string } {
     if (parsed === null) throw new BadRequestError(`querystring/${key} must be an ISO 8601 date or date-time from 1970 to 9999`)
     // A bare date as `to` means the whole day.
     const at = key === 'to' && /^\d{4}-\d{2}-\d{2}$/.test(text) ? parsed.ms + 86_399_999 : parsed.ms
+    // 9999-12-31T23:00-14:00 is in year 10000, whose ISO form (+010000-…) would not sort as a time.
+    if (at > TIME_MAX_MS) throw new BadRequestError(`querystring/${key} must not be after ${READING_TIME_MAX}`)
     ms[key] = at
-    // 9999-12-31T23:00-14:00 is in year 10000, whose ISO form (+010000-…) would not sort as a time:
-    // no reading is later than the last time of 9999.
-    out[key] = at > TIME_MAX_MS ? READING_TIME_MAX : new Date(at).toISOString()
+    out[key] = new Date(at).toISOString()
   }
   if (ms.from !== undefined && ms.to !== undefined && ms.from > ms.to) throw new BadRequestError('querystring/from must not be after querystring/to')
   return out
