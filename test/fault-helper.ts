@@ -81,6 +81,25 @@ export async function publishedAtLeast (publisher: Publisher, count: number): Pr
 }
 
 /**
+ * One reading stored first (the topic exists and the service consumes it), then the paced stream;
+ * resolves once 40 % of it is published and some of it is served: the moment to inject a fault.
+ * `expected` holds every uuid published so far (the first reading's too).
+ */
+export async function midStream (p: rdkafka.HighLevelProducer, topic: string, device: string, base: string) {
+  const first = await resumeTime(p, topic, device, base, Date.now())
+  if (!Number.isFinite(first.ms)) throw new Error('the service stored no reading of the stream within 60 s')
+  const stream = publishPaced(p, topic, device)
+  await publishedAtLeast(stream, N * 0.4)
+  const until = Date.now() + 30_000
+  let served = 0
+  while (served <= 100 && Date.now() < until) {
+    served = (await readingsOverHttp(base, device).catch(() => [])).length
+    if (served <= 100) await sleep(50)
+  }
+  return { stream, served, expected: () => [first.uuid, ...stream.published] }
+}
+
+/**
  * Publishes one reading newer than the stream and measures the time from `since` until the device's
  * status shows it (so: until the service has stored it). Infinity when it is not seen within `timeoutMs`.
  */
