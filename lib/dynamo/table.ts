@@ -8,6 +8,7 @@ import { QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb
 //   readings:  device (hash) + sk = `<ISO time>#<uuid>` (range)  -> one device's readings in time order
 //   all:       GSI all-readings-index, feed = "all" (hash) + sk   -> every device's readings in time order
 //   status:    device + sk = "status"                             -> a device's latest status, one GetItem
+//   claim:     device + sk = `uuid#<uuid>` (no feed: not indexed)  -> which reading holds that uuid
 // The same reading always maps to the same key, so a redelivered reading overwrites itself.
 export const TABLE_KEYS = { hash: 'device', range: 'sk' } as const
 export const ALL_INDEX = { name: 'all-readings-index', hash: 'feed', range: 'sk', value: 'all' } as const
@@ -16,6 +17,13 @@ export const TTL_ATTRIBUTE = 'expires_at'
 
 export function readingSk (iso: string, uuid: string): string {
   return `${iso}#${uuid.toLowerCase()}`
+}
+
+/** A uuid's claim item: sorts after "status" and every reading, so reading queries never see it. */
+export const CLAIM_SK_PREFIX = 'uuid#'
+
+export function claimSk (uuid: string): string {
+  return `${CLAIM_SK_PREFIX}${uuid.toLowerCase()}`
 }
 
 /** Every reading sort key lies in this range: they start with the ISO time, and "status" sorts after "9". */

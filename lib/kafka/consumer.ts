@@ -4,6 +4,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Reading } from '../../schemas/readings.js'
 import type { DeviceKind } from '../../schemas/devices.js'
 import type { Validation } from '../ingest.js'
+import type { PutResult } from '../readings-repository.js'
 import { rdkafkaCommon, type KafkaSettings } from './config.js'
 
 type Message = rdkafka.Message
@@ -11,7 +12,7 @@ type MessageHeader = rdkafka.MessageHeader
 
 export interface IngestSink {
   validate: (raw: unknown, kindHint?: DeviceKind) => Validation
-  store: (readings: Reading[]) => Promise<void>
+  store: (readings: Reading[]) => Promise<PutResult>
 }
 
 export interface ConsumerOptions {
@@ -72,7 +73,7 @@ export class IngestConsumer {
   state: ConsumerState = 'connecting'
   lastError: string | undefined
   /** messages stored / dead-lettered since start, for health and benchmarks */
-  readonly counters = { stored: 0, deadLettered: 0, batches: 0, retries: 0 }
+  readonly counters = { stored: 0, deadLettered: 0, duplicates: 0, batches: 0, retries: 0 }
 
   private readonly options: Required<ConsumerOptions>
   private readonly consumer: rdkafka.KafkaConsumer
@@ -204,6 +205,7 @@ export class IngestConsumer {
   /** Stores a batch, retrying with backoff (partitions paused) until it is stored or we stop. */
   private async process (messages: Message[]): Promise<boolean> {
     const valid: Reading[] = []
+    const sources: Message[] = []
     const rejected: Rejected[] = []
     for (const message of messages) {
       const decoded = decodeValue(message.value)
@@ -212,17 +214,24 @@ export class IngestConsumer {
         continue
       }
       const result = this.options.ingest.validate(decoded.value, kindHint(message.topic))
-      if (result.ok) valid.push(result.reading)
-      else rejected.push({ message, reason: result.reasons.join('; ') })
+      if (result.ok) {
+        valid.push(result.reading)
+        sources.push(message)
+      } else {
+        rejected.push({ message, reason: result.reasons.join('; ') })
+      }
     }
 
     let delay = this.options.backoffMs
     let failed = false
+    let put: PutResult | undefined
     try {
       for (;;) {
         try {
-          await this.options.ingest.store(valid)
-          if (rejected.length > 0) await this.deadLetter(rejected)
+          put = await this.options.ingest.store(valid)
+          // Conflicts (a uuid already stored with other values) are dead-lettered with the invalid messages.
+          const dead = put.conflicts.length === 0 ? rejected : [...rejected, ...put.conflicts.map(c => ({ message: sources[c.index]!, reason: c.reason }))]
+          if (dead.length > 0) await this.deadLetter(dead)
           break
         } catch (err) {
           this.counters.retries++
@@ -245,8 +254,9 @@ export class IngestConsumer {
         this.options.log.info('writes succeed again: partitions resumed')
       }
     }
-    this.counters.stored += valid.length
-    this.counters.deadLettered += rejected.length
+    this.counters.stored += put?.stored.length ?? 0
+    this.counters.duplicates += put?.duplicates ?? 0
+    this.counters.deadLettered += rejected.length + (put?.conflicts.length ?? 0)
     this.counters.batches++
     return true
   }
