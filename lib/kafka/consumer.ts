@@ -225,10 +225,15 @@ export class IngestConsumer {
     let delay = this.options.backoffMs
     let failed = false
     let put: PutResult | undefined
+    // A retry after a failed dead-lettering stores again: what the first stored is a duplicate then.
+    let stored = 0
+    let duplicates: number | undefined
     try {
       for (;;) {
         try {
           put = await this.options.ingest.store(valid)
+          stored += put.stored.length
+          duplicates ??= put.duplicates
           // Conflicts (a uuid already stored with other values) are dead-lettered with the invalid messages.
           const dead = put.conflicts.length === 0 ? rejected : [...rejected, ...put.conflicts.map(c => ({ message: sources[c.index]!, reason: c.reason }))]
           if (dead.length > 0) await this.deadLetter(dead)
@@ -254,8 +259,8 @@ export class IngestConsumer {
         this.options.log.info('writes succeed again: partitions resumed')
       }
     }
-    this.counters.stored += put?.stored.length ?? 0
-    this.counters.duplicates += put?.duplicates ?? 0
+    this.counters.stored += stored
+    this.counters.duplicates += duplicates ?? 0
     this.counters.deadLettered += rejected.length + (put?.conflicts.length ?? 0)
     this.counters.batches++
     return true
