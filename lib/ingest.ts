@@ -7,7 +7,7 @@ import type { Reading } from '../schemas/readings.js'
 import { parseTime } from './time.js'
 import { decodeThrottled } from './model/throttled.js'
 import { memberText } from './json-text.js'
-import type { ReadingsRepository } from './readings-repository.js'
+import type { PutResult, ReadingsRepository } from './readings-repository.js'
 
 export interface Predictor {
   predict: (kind: DeviceKind, reading: Record<string, unknown>) => { probability: number, prediction: 0 | 1 }
@@ -17,6 +17,9 @@ export type Validation = { ok: true, reading: Reading } | { ok: false, reasons: 
 
 export interface IngestResult {
   stored: number
+  /** identical redeliveries of stored readings, ignored */
+  duplicates: number
+  /** invalid readings, and readings under a uuid already stored with other values */
   rejected: Array<{ index: number, reasons: string[] }>
 }
 
@@ -208,6 +211,7 @@ export class IngestService {
   /** Validates, predicts and stores; rejected readings are reported with their reasons and never written. */
   async ingest (raws: unknown[]): Promise<IngestResult> {
     const valid: Reading[] = []
+    const indexes: number[] = []
     const rejected: IngestResult['rejected'] = []
     raws.forEach((raw, index) => {
       let result: Validation
@@ -216,15 +220,23 @@ export class IngestService {
       } catch (err) {
         result = { ok: false, reasons: [`could not be processed: ${errorText(err)}`] }
       }
-      if (result.ok) valid.push(result.reading)
-      else rejected.push({ index, reasons: result.reasons })
+      if (result.ok) {
+        valid.push(result.reading)
+        indexes.push(index)
+      } else {
+        rejected.push({ index, reasons: result.reasons })
+      }
     })
-    await this.store(valid)
-    return { stored: valid.length, rejected }
+    const { stored, duplicates, conflicts } = await this.store(valid)
+    for (const c of conflicts) rejected.push({ index: indexes[c.index]!, reasons: [c.reason] })
+    rejected.sort((a, b) => a.index - b.index)
+    return { stored: stored.length, duplicates, rejected }
   }
 
-  async store (readings: Reading[]): Promise<void> {
-    await this.repository.put(readings)
-    this.onStored(readings)
+  /** Stores valid readings; conflicts (a uuid already stored with other values) are reported, never written. */
+  async store (readings: Reading[]): Promise<PutResult> {
+    const result = await this.repository.put(readings)
+    if (result.stored.length > 0) this.onStored(result.stored)
+    return result
   }
 }

@@ -1,10 +1,10 @@
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { BatchGetItemCommand, ConditionalCheckFailedException, DescribeTableCommand, type AttributeValue } from '@aws-sdk/client-dynamodb'
 import { BatchWriteCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
 import type { Reading, ThrottledFlags } from '../schemas/readings.js'
 import { DEVICE_ID_PATTERN } from '../schemas/devices.js'
-import { ALL_INDEX, READING_SK_RANGE, STATUS_SK, TTL_ATTRIBUTE, readingSk } from './dynamo/table.js'
+import { ALL_INDEX, READING_SK_RANGE, STATUS_SK, TTL_ATTRIBUTE, claimSk, readingSk } from './dynamo/table.js'
 import { InvalidCursorError, StorageUnavailableError } from './errors.js'
 
 export interface StatusRecord {
@@ -22,6 +22,19 @@ export interface StatusRecord {
    */
   rev?: string
 }
+
+/** What put() did with each reading of its call. */
+export interface PutResult {
+  /** written: the first reading under its (device, uuid) */
+  stored: Reading[]
+  /** identical redeliveries of a stored reading: its status and revision untouched */
+  duplicates: number
+  /** another reading under a (device, uuid) already used: never written (first write wins) */
+  conflicts: Array<{ index: number, reading: Reading, reason: string }>
+}
+
+/** A (device, uuid) claim: which reading holds the uuid, and what put() wrote for it. */
+interface Claim { sk: string, hash: string, prediction: 0 | 1, probability: number, expires: number | undefined }
 
 export interface Page<T> {
   items: T[]
@@ -121,6 +134,37 @@ async function mapLimit<T> (items: T[], concurrency: number, fn: (item: T) => Pr
   await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker))
 }
 
+/**
+ * What makes two deliveries the same reading: every stored field but the model's answer (a
+ * redelivery after a model change is still the same reading), in a canonical order.
+ */
+export function contentHash (reading: Reading): string {
+  const fields = Object.keys(reading).filter(k => k !== 'prediction' && k !== 'probability').sort()
+  const record = reading as unknown as Record<string, unknown>
+  return createHash('sha256').update(JSON.stringify(fields.map(k => [k, record[k]]))).digest('base64url').slice(0, 22)
+}
+
+const CLAIM_ATTRIBUTES = ['device', 'sk', 'reading_sk', 'content_hash', 'prediction', 'probability', TTL_ATTRIBUTE] as const
+const CLAIM_PROJECTION = {
+  ProjectionExpression: CLAIM_ATTRIBUTES.map((_, i) => `#a${i}`).join(', '),
+  ExpressionAttributeNames: Object.fromEntries(CLAIM_ATTRIBUTES.map((name, i) => [`#a${i}`, name])),
+  // A claim written just before must be seen: an eventually consistent read could miss it.
+  ConsistentRead: true
+}
+
+/** A claim item decoded; undefined when it is not one this service wrote (then the uuid is claimed again). */
+function claimOf (item: Record<string, AttributeValue>): { key: string, claim: Claim } | undefined {
+  const { device, sk, reading_sk: readingKey, content_hash: hash, prediction, probability, [TTL_ATTRIBUTE]: expires } = item
+  const p = Number(prediction?.N)
+  const probabilityValue = Number(probability?.N)
+  if (device?.S === undefined || sk?.S === undefined || readingKey?.S === undefined || hash?.S === undefined ||
+    (p !== 0 && p !== 1) || probability?.N === undefined || Number.isNaN(probabilityValue)) return undefined
+  return {
+    key: `${device.S}\u0000${sk.S}`,
+    claim: { sk: readingKey.S, hash: hash.S, prediction: p, probability: probabilityValue, expires: expires?.N !== undefined ? Number(expires.N) : undefined }
+  }
+}
+
 /** The attributes of a status item that a StatusRecord holds (the names as placeholders: any may be a reserved word). */
 const STATUS_ATTRIBUTES = ['device', 'kind', 'uuid', 'loading_datetime', 'prediction', 'probability', 'throttled_flags', 'rev'] as const
 const STATUS_PROJECTION = {
@@ -168,6 +212,18 @@ export class ReadingsRepository {
   private readonly onUnreadableStatus: (device: string, item: Record<string, AttributeValue>) => void
   /** devices whose unreadable status item has been reported */
   private readonly unreadable = new Set<string>()
+  /**
+   * Claims this process has decided on and not yet known to be readable by every later put: puts
+   * classify one after another (in call order) against the table and these, so two batches in
+   * flight at once never both claim one uuid.
+   */
+  private readonly recentClaims = new Map<string, { claim: Claim, owner: number }>()
+  private claimTick = 0
+  /** start ticks of the puts that have not classified yet, oldest first */
+  private readonly unclassified: number[] = []
+  /** claims written, by the tick at which their put finished */
+  private readonly finishedClaims: Array<{ owner: number, doneAt: number, keys: string[] }> = []
+  private classifyTurn: Promise<void> = Promise.resolve()
 
   constructor (options: RepositoryOptions) {
     this.doc = options.doc
@@ -188,40 +244,160 @@ export class ReadingsRepository {
   }
 
   /**
-   * Stores readings (idempotent: the key is derived from time and uuid), then moves each device's
-   * status forward to its newest reading. Throws StorageUnavailableError when DynamoDB cannot take
-   * them; nothing is partially acknowledged, so the caller can retry the whole call.
+   * Stores readings: the first reading under a (device, uuid) claims it (a claim item beside the
+   * reading, in the same BatchWriteItem calls); an identical redelivery is a duplicate, rewritten as
+   * it was stored (which repairs a claim whose reading a crash left unwritten) with the status left
+   * as it is; another reading under a claimed uuid is a conflict and never written. Then each
+   * device's status moves forward to its newest reading. Throws StorageUnavailableError when
+   * DynamoDB cannot take them; nothing is partially acknowledged, so the caller can retry the call.
+   * Race left: two different readings under one uuid classified at the same moment by two processes.
    */
-  async put (readings: Reading[]): Promise<void> {
-    if (readings.length === 0) return
-    const byKey = new Map<string, Record<string, unknown>>()
-    const newest = new Map<string, { sk: string, reading: Reading }>()
-    const expires = this.retentionSeconds !== undefined ? Math.floor(Date.now() / 1000) + this.retentionSeconds : undefined
-    for (const reading of readings) {
-      const sk = readingSk(reading.loading_datetime, reading.uuid)
-      const item: Record<string, unknown> = { ...reading, sk, [ALL_INDEX.hash]: ALL_INDEX.value }
-      if (expires !== undefined) item[TTL_ATTRIBUTE] = expires
-      // BatchWriteItem rejects a request that names one key twice.
-      byKey.set(`${reading.device}\u0000${sk}`, item)
-      const current = newest.get(reading.device)
-      if (current === undefined || current.sk < sk) newest.set(reading.device, { sk, reading })
+  async put (readings: Reading[]): Promise<PutResult> {
+    const result: PutResult = { stored: [], duplicates: 0, conflicts: [] }
+    if (readings.length === 0) return result
+    const started = ++this.claimTick
+    this.unclassified.push(started)
+    const turn = this.classifyTurn
+    let release!: () => void
+    this.classifyTurn = new Promise(resolve => { release = resolve })
+    const keyOf = (r: Reading): string => `${r.device}\u0000${claimSk(r.uuid)}`
+    let stored: Map<string, Claim> | undefined
+    let failure: unknown
+    try {
+      stored = await this.readClaims([...new Set(readings.map(keyOf))])
+    } catch (err) {
+      failure = err
     }
-    const items = [...byKey.values()]
-    const chunks: Array<Array<Record<string, unknown>>> = []
-    for (let i = 0; i < items.length; i += BATCH) chunks.push(items.slice(i, i + BATCH))
-    await mapLimit(chunks, this.writeConcurrency, chunk => this.writeChunk(chunk))
+    await turn
+
+    const byKey = new Map<string, Record<string, unknown>>()
+    const newest = new Map<string, { sk: string, reading: Reading, fresh: boolean }>()
+    const mine: string[] = []
+    const expires = this.retentionSeconds !== undefined ? Math.floor(Date.now() / 1000) + this.retentionSeconds : undefined
+    const keep = (sk: string, reading: Reading, fresh: boolean): void => {
+      const current = newest.get(reading.device)
+      if (current === undefined || current.sk < sk) newest.set(reading.device, { sk, reading, fresh: fresh || current?.fresh === true })
+      else if (fresh) current.fresh = true
+    }
+    try {
+      this.unclassified.shift()
+      if (failure !== undefined) throw failure
+      readings.forEach((reading, index) => {
+        const key = keyOf(reading)
+        const sk = readingSk(reading.loading_datetime, reading.uuid)
+        const hash = contentHash(reading)
+        const claim = stored!.get(key) ?? this.recentClaims.get(key)?.claim
+        if (claim === undefined) {
+          const mineClaim: Claim = { sk, hash, prediction: reading.prediction, probability: reading.probability, expires }
+          this.recentClaims.set(key, { claim: mineClaim, owner: started })
+          mine.push(key)
+          const item: Record<string, unknown> = { ...reading, sk, [ALL_INDEX.hash]: ALL_INDEX.value }
+          const claimItem: Record<string, unknown> = {
+            device: reading.device, sk: claimSk(reading.uuid), reading_sk: sk, content_hash: hash, prediction: reading.prediction, probability: reading.probability
+          }
+          if (expires !== undefined) item[TTL_ATTRIBUTE] = claimItem[TTL_ATTRIBUTE] = expires
+          byKey.set(`${reading.device}\u0000${sk}`, item)
+          byKey.set(key, claimItem)
+          result.stored.push(reading)
+          keep(sk, reading, true)
+        } else if (claim.sk === sk && claim.hash === hash) {
+          result.duplicates++
+          if (byKey.has(`${reading.device}\u0000${sk}`)) return
+          // As first stored: the model's answer and expiry of the first write.
+          const same = { ...reading, prediction: claim.prediction, probability: claim.probability }
+          const item: Record<string, unknown> = { ...same, sk, [ALL_INDEX.hash]: ALL_INDEX.value }
+          if (claim.expires !== undefined) item[TTL_ATTRIBUTE] = claim.expires
+          byKey.set(`${reading.device}\u0000${sk}`, item)
+          keep(sk, same, false)
+        } else {
+          result.conflicts.push({ index, reading, reason: `uuid ${reading.uuid} is already stored for device ${reading.device} with other values` })
+        }
+      })
+    } finally {
+      release()
+    }
+
+    try {
+      const items = [...byKey.values()]
+      const chunks: Array<Array<Record<string, unknown>>> = []
+      for (let i = 0; i < items.length; i += BATCH) chunks.push(items.slice(i, i + BATCH))
+      await mapLimit(chunks, this.writeConcurrency, chunk => this.writeChunk(chunk))
+    } catch (err) {
+      // Not written: later puts must not take these readings for stored.
+      for (const key of mine) if (this.recentClaims.get(key)?.owner === started) this.recentClaims.delete(key)
+      throw err
+    }
+    if (mine.length > 0) this.finishedClaims.push({ owner: started, doneAt: ++this.claimTick, keys: mine })
+    this.pruneClaims()
+
     // Statuses after readings: a status never points at a reading that is not stored yet, and its
     // revision changes only once the readings are readable. Every device of the batch gets a status
     // write that starts after this point, unless this process already sent one (for a newer batch
-    // running alongside): that one covers these readings too.
+    // running alongside): that one covers these readings too. A device with duplicates only is
+    // moved forward when its status lags them (a crash before its status write), else left alone.
     const storedAt = ++this.clock
-    await mapLimit([...newest.values()], this.writeConcurrency * 2, async ({ sk, reading }) => {
+    await mapLimit([...newest.values()], this.writeConcurrency * 2, async ({ sk, reading, fresh }) => {
       if ((this.statusSentAt.get(reading.device) ?? 0) > storedAt) return
+      if (!fresh && (this.writtenStatus.get(reading.device) ?? '') >= sk) return
       if (this.statusSentAt.size >= 100_000) this.statusSentAt.clear()
       this.statusSentAt.set(reading.device, ++this.clock)
       // A status this process has already moved past only needs its revision changed.
       if ((this.writtenStatus.get(reading.device) ?? '') >= sk || !await this.advanceStatus(sk, reading)) {
-        await this.bumpRevision(reading.device)
+        if (fresh) await this.bumpRevision(reading.device)
+      }
+    })
+    return result
+  }
+
+  /** Forgets the claims that every put still to classify will find in the table. */
+  private pruneClaims (): void {
+    const oldest = this.unclassified[0] ?? Infinity
+    while (this.finishedClaims.length > 0 && this.finishedClaims[0]!.doneAt < oldest) {
+      const { owner, keys } = this.finishedClaims.shift()!
+      for (const key of keys) if (this.recentClaims.get(key)?.owner === owner) this.recentClaims.delete(key)
+    }
+  }
+
+  /** The claims of these `device\u0000sk` keys that the table holds. */
+  private async readClaims (keys: string[]): Promise<Map<string, Claim>> {
+    const found = new Map<string, Claim>()
+    await this.batchGet(keys.map(k => {
+      const [device, sk] = k.split('\u0000') as [string, string]
+      return { device: { S: device }, sk: { S: sk } }
+    }), CLAIM_PROJECTION, 'reading uuid claims', item => {
+      const decoded = claimOf(item)
+      if (decoded !== undefined) found.set(decoded.key, decoded.claim)
+    })
+    return found
+  }
+
+  /**
+   * `BatchGetItem` of many keys in as few calls as DynamoDB allows (100 keys each, in parallel);
+   * keys DynamoDB leaves unprocessed (throttling) are asked for again with backoff. Errors are not
+   * retried here (the SDK has already): the caller decides.
+   */
+  private async batchGet (
+    keys: Array<Record<string, AttributeValue>>, params: Record<string, unknown>, what: string, onItem: (item: Record<string, AttributeValue>) => void
+  ): Promise<void> {
+    const chunks: Array<Array<Record<string, AttributeValue>>> = []
+    for (let i = 0; i < keys.length; i += GET_BATCH) chunks.push(keys.slice(i, i + GET_BATCH))
+    await mapLimit(chunks, this.writeConcurrency, async chunk => {
+      let pending = chunk
+      for (let attempt = 1; ; attempt++) {
+        let out
+        try {
+          out = await this.doc.send(new BatchGetItemCommand({ RequestItems: { [this.table]: { Keys: pending, ...params } } }))
+        } catch (err) {
+          throw mapStorageError(err, what)
+        }
+        for (const item of out.Responses?.[this.table] ?? []) onItem(item)
+        const unprocessed = out.UnprocessedKeys?.[this.table]?.Keys
+        if (unprocessed === undefined || unprocessed.length === 0) return
+        if (attempt >= this.maxBatchAttempts) {
+          throw new StorageUnavailableError(`DynamoDB left ${unprocessed.length} keys unprocessed while ${what} after ${attempt} attempts (throttling)`)
+        }
+        pending = unprocessed
+        await this.backoff(attempt)
       }
     })
   }
@@ -315,40 +491,19 @@ export class ReadingsRepository {
    */
   async getStatuses (devices: Iterable<string>): Promise<Map<string, StatusRecord>> {
     const found = new Map<string, StatusRecord>()
-    const unique = [...new Set(devices)]
-    const chunks: string[][] = []
-    for (let i = 0; i < unique.length; i += GET_BATCH) chunks.push(unique.slice(i, i + GET_BATCH))
-    await mapLimit(chunks, this.writeConcurrency, async chunk => {
-      let keys: Array<Record<string, AttributeValue>> = chunk.map(device => ({ device: { S: device }, sk: { S: STATUS_SK } }))
-      for (let attempt = 1; ; attempt++) {
-        let out
-        try {
-          // Errors are not retried here (the SDK has already): somebody is waiting for the answer.
-          out = await this.doc.send(new BatchGetItemCommand({ RequestItems: { [this.table]: { Keys: keys, ...STATUS_PROJECTION } } }))
-        } catch (err) {
-          throw mapStorageError(err, 'reading statuses')
-        }
-        for (const item of out.Responses?.[this.table] ?? []) {
-          const record = statusOf(item)
-          if (record !== undefined) {
-            found.set(record.device, record)
-            if (this.unreadable.size > 0) this.unreadable.delete(record.device)
-            continue
-          }
-          const device = item.device?.S ?? '(no device)'
-          if (this.unreadable.has(device)) continue
-          if (this.unreadable.size >= 10_000) this.unreadable.clear()
-          this.unreadable.add(device)
-          this.onUnreadableStatus(device, item)
-        }
-        const unprocessed = out.UnprocessedKeys?.[this.table]?.Keys
-        if (unprocessed === undefined || unprocessed.length === 0) return
-        if (attempt >= this.maxBatchAttempts) {
-          throw new StorageUnavailableError(`DynamoDB left ${unprocessed.length} status reads unprocessed after ${attempt} attempts (throttling)`)
-        }
-        keys = unprocessed
-        await this.backoff(attempt)
+    const keys = [...new Set(devices)].map(device => ({ device: { S: device }, sk: { S: STATUS_SK } }))
+    await this.batchGet(keys, STATUS_PROJECTION, 'reading statuses', item => {
+      const record = statusOf(item)
+      if (record !== undefined) {
+        found.set(record.device, record)
+        if (this.unreadable.size > 0) this.unreadable.delete(record.device)
+        return
       }
+      const device = item.device?.S ?? '(no device)'
+      if (this.unreadable.has(device)) return
+      if (this.unreadable.size >= 10_000) this.unreadable.clear()
+      this.unreadable.add(device)
+      this.onUnreadableStatus(device, item)
     })
     return found
   }

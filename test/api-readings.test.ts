@@ -8,7 +8,7 @@ t.test('readings of a device are served newest first, with prediction, probabili
   const older = pcReading({ loading_datetime: '2022-10-06@18:08:55' })
   const newer = pcReading({ TemperatureGPUCore: 61, LoadGPUCore: 12 })
   const result = await app.ingest.ingest([older, newer])
-  t.same(result, { stored: 2, rejected: [] })
+  t.same(result, { stored: 2, duplicates: 0, rejected: [] })
 
   const res = await app.inject('/devices/pc1')
   t.equal(res.statusCode, 200)
@@ -122,11 +122,12 @@ t.test('a reading delivered twice is stored once (through the table itself)', as
   const app = await build(t, { env: { DYNAMODB_ENDPOINT: db.endpoint, DYNAMODB_TABLE: table } })
   const reading = pcReading()
   await app.ingest.ingest([reading])
-  await app.ingest.ingest([reading, { ...reading }])
+  t.same(await app.ingest.ingest([reading, { ...reading }]), { stored: 0, duplicates: 2, rejected: [] }, 'redeliveries are duplicates')
   const dynamo = await dynamoClient(t, db.endpoint)
   const out = await dynamo.doc.send(new QueryCommand({ TableName: table, KeyConditionExpression: 'device = :d', ExpressionAttributeValues: { ':d': 'pc1' } }))
-  const readings = (out.Items ?? []).filter(i => i.sk !== 'status')
+  const readings = (out.Items ?? []).filter(i => i.sk !== 'status' && !String(i.sk).startsWith('uuid#'))
   t.equal(readings.length, 1)
+  t.equal(out.Items?.length, 3, 'the reading, its uuid claim and the status')
   t.equal(readings[0]?.uuid, reading.uuid)
 })
 

@@ -8,6 +8,7 @@ import { QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb
 //   readings:  device (hash) + sk = `<ISO time>#<uuid>` (range)  -> one device's readings in time order
 //   all:       GSI all-readings-index, feed = "all" (hash) + sk   -> every device's readings in time order
 //   status:    device + sk = "status"                             -> a device's latest status, one GetItem
+//   claim:     device + sk = `uuid#<uuid>` (no feed: not indexed)  -> which reading holds that uuid
 // The same reading always maps to the same key, so a redelivered reading overwrites itself.
 export const TABLE_KEYS = { hash: 'device', range: 'sk' } as const
 export const ALL_INDEX = { name: 'all-readings-index', hash: 'feed', range: 'sk', value: 'all' } as const
@@ -27,6 +28,13 @@ export const READING_TIME_MAX = '9999-12-31T23:59:59.999Z'
  * keys starting with a letter) sort after it.
  */
 export const READING_SK_RANGE = { lo: '0', hi: `${READING_TIME_MAX}#~` } as const
+
+/** A uuid's claim item: sorts after "status" and every reading, so reading queries never see it. */
+export const CLAIM_SK_PREFIX = 'uuid#'
+
+export function claimSk (uuid: string): string {
+  return `${CLAIM_SK_PREFIX}${uuid.toLowerCase()}`
+}
 
 /**
  * Every page of one device's reading items (its status excluded), oldest first, following

@@ -5,6 +5,7 @@ import type { Reading } from '../../schemas/readings.js'
 import type { DeviceKind } from '../../schemas/devices.js'
 import { errorText, type Validation } from '../ingest.js'
 import { StorageUnavailableError } from '../errors.js'
+import type { PutResult } from '../readings-repository.js'
 import { rdkafkaCommon, type KafkaSettings } from './config.js'
 import { DEFAULT_MAX_READING_BYTES, DLQ_MESSAGE_MAX_BYTES, deadLetterOf, decodeValue } from './message.js'
 
@@ -17,7 +18,7 @@ const DLQ_ATTEMPTS = 3
 
 export interface IngestSink {
   validate: (raw: unknown, kindHint?: DeviceKind, source?: string) => Validation
-  store: (readings: Reading[]) => Promise<void>
+  store: (readings: Reading[]) => Promise<PutResult>
 }
 
 export interface ConsumerOptions {
@@ -60,7 +61,7 @@ export class IngestConsumer {
   state: ConsumerState = 'connecting'
   lastError: string | undefined
   /** messages stored / dead-lettered since start, for health and benchmarks */
-  readonly counters = { stored: 0, deadLettered: 0, batches: 0, retries: 0, dlqFailed: 0 }
+  readonly counters = { stored: 0, deadLettered: 0, duplicates: 0, batches: 0, retries: 0, dlqFailed: 0 }
 
   private readonly options: Required<ConsumerOptions>
   private readonly consumer: rdkafka.KafkaConsumer
@@ -214,10 +215,15 @@ export class IngestConsumer {
 
     let delay = this.options.backoffMs
     let failed = false
+    // A retry after a partial write stores again: what the first attempt wrote counts as duplicates then.
+    let stored = 0
+    let duplicates = 0
     try {
       for (;;) {
         try {
-          await this.store(valid, rejected)
+          const outcome = await this.store(valid, rejected)
+          stored += outcome.stored
+          duplicates += outcome.duplicates
           break
         } catch (err) {
           this.counters.retries++
@@ -242,7 +248,8 @@ export class IngestConsumer {
     }
     // After the readings: a DLQ that refuses costs only its own messages (logged), never the batch.
     const deadLettered = rejected.length > 0 ? await this.deadLetter(rejected) : 0
-    this.counters.stored += valid.length
+    this.counters.stored += stored
+    this.counters.duplicates += duplicates
     this.counters.deadLettered += deadLettered
     this.counters.batches++
     return true
@@ -250,24 +257,37 @@ export class IngestConsumer {
 
   /**
    * Stores the batch; when the table refuses it for something else than an outage (a reading it
-   * cannot take), stores the readings one by one and moves those it refuses from `valid` to `rejected`.
+   * cannot take), stores the readings one by one. Readings it refuses, and conflicts (a uuid already
+   * stored with other values), move from `valid` to `rejected`.
    */
-  private async store (valid: Accepted[], rejected: Rejected[]): Promise<void> {
+  private async store (valid: Accepted[], rejected: Rejected[]): Promise<{ stored: number, duplicates: number }> {
+    const settle = (batch: Accepted[], put: PutResult): { stored: number, duplicates: number } => {
+      for (const conflict of put.conflicts) {
+        const accepted = batch[conflict.index]!
+        valid.splice(valid.indexOf(accepted), 1)
+        rejected.push({ message: accepted.message, reason: conflict.reason })
+      }
+      return { stored: put.stored.length, duplicates: put.duplicates }
+    }
     try {
-      await this.options.ingest.store(valid.map(v => v.reading))
-      return
+      const batch = [...valid]
+      return settle(batch, await this.options.ingest.store(batch.map(v => v.reading)))
     } catch (err) {
       if (err instanceof StorageUnavailableError || valid.length === 0) throw err
     }
+    const total = { stored: 0, duplicates: 0 }
     for (const accepted of [...valid]) {
       try {
-        await this.options.ingest.store([accepted.reading])
+        const one = settle([accepted], await this.options.ingest.store([accepted.reading]))
+        total.stored += one.stored
+        total.duplicates += one.duplicates
       } catch (err) {
         if (err instanceof StorageUnavailableError) throw err
         valid.splice(valid.indexOf(accepted), 1)
         rejected.push({ message: accepted.message, reason: `could not be stored: ${errorText(err)}` })
       }
     }
+    return total
   }
 
   /** Dead-letters what it can; never throws: a message that cannot be dead-lettered is logged and skipped. */
