@@ -151,7 +151,7 @@ t.test('a step that throws while a message is handled (here the model) dead-lett
   t.equal(header(letter, 'dlq.reason'), 'could not be processed: RangeError: the model exploded')
   t.ok(await waitUntil(async () => (await app.inject('/devices/kt-fine/status')).statusCode === 200, 20_000), 'the next reading is stored')
   const result = await app.ingest.ingest([pcReading({ device: 'kt-boom' }), pcReading({ device: 'kt-fine' })])
-  t.same(result, { stored: 1, rejected: [{ index: 0, reasons: ['could not be processed: RangeError: the model exploded'] }] }, 'IngestService.ingest too')
+  t.same(result, { stored: 1, duplicates: 0, rejected: [{ index: 0, reasons: ['could not be processed: RangeError: the model exploded'] }] }, 'IngestService.ingest too')
 })
 
 t.test('a reading the table refuses (not an outage) is dead-lettered alone; the rest of its batch is stored, without a retry', { skip: noBroker }, async t => {
