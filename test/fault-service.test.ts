@@ -27,9 +27,7 @@ for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
     t.equal(f.lost, 0, 'no reading lost')
     t.equal(f.duplicated, 0, 'no reading duplicated')
     t.equal(f.unexpected, 0, 'nothing served that was not published')
-    // Issue 14 item 6 is open: the restarted consumer waits out the old member's session (25-27 s measured).
-    t.ok(resume.ms <= RESUME_LIMIT_MS[signal], `resumes within ${RESUME_LIMIT_MS[signal]} ms of being ready (took ${resume.ms} ms)`,
-      { todo: 'issue 14 item 6: the consumer does not leave its group fast enough yet' })
+    t.ok(resume.ms <= RESUME_LIMIT_MS[signal], `resumes within ${RESUME_LIMIT_MS[signal]} ms of being ready (took ${resume.ms} ms)`)
 
     second.server.child.kill('SIGTERM')
     t.equal(await second.server.exited, 0, 'the restarted service exits 0 on SIGTERM')

@@ -38,6 +38,8 @@ export interface ConsumerOptions {
   maxInFlight?: number
   /** MAX_READING_BYTES: a larger message value is dead-lettered unparsed */
   maxReadingBytes?: number
+  /** how long the group waits for a member that stopped heartbeating (KAFKA_SESSION_TIMEOUT_MS) */
+  sessionTimeoutMs?: number
 }
 
 export type ConsumerState = 'connecting' | 'connected' | 'stopping' | 'stopped'
@@ -77,7 +79,7 @@ export class IngestConsumer {
   private pending: rdkafka.TopicPartitionOffset[] = []
 
   constructor (options: ConsumerOptions) {
-    this.options = { backoffMs: 200, maxBackoffMs: 5000, drainTimeoutMs: 8000, maxInFlight: 3, maxReadingBytes: DEFAULT_MAX_READING_BYTES, ...options }
+    this.options = { backoffMs: 200, maxBackoffMs: 5000, drainTimeoutMs: 8000, maxInFlight: 3, maxReadingBytes: DEFAULT_MAX_READING_BYTES, sessionTimeoutMs: 10_000, ...options }
     const common = rdkafkaCommon(options.settings, 'sensors-ingest')
     this.consumer = new rdkafka.KafkaConsumer({
       ...common,
@@ -93,7 +95,10 @@ export class IngestConsumer {
       'topic.metadata.refresh.interval.ms': 5000,
       // A long table outage (partitions paused, no poll) must not get us evicted quickly.
       'max.poll.interval.ms': 600_000,
-      'session.timeout.ms': 30_000
+      // A killed process never leaves its group: its partitions wait this long for another member.
+      // (The classic protocol: with KIP-848's the broker alone sets it, 45 s by default.)
+      'session.timeout.ms': this.options.sessionTimeoutMs,
+      'heartbeat.interval.ms': Math.floor(this.options.sessionTimeoutMs / 3)
     }, { 'auto.offset.reset': 'earliest' })
     this.dlq = new rdkafka.HighLevelProducer({
       ...common,
@@ -386,6 +391,18 @@ export class IngestConsumer {
         this.consumer.commitSync(this.pending)
       } catch (err) {
         this.options.log.warn({ err: (err as Error).message }, 'final commit failed; uncommitted readings will be redelivered and stored once')
+      }
+    }
+    // Leave the group before closing: librdkafka's close() with the cooperative-sticky assignor
+    // revokes the partitions but sends no LeaveGroup, so a restarted service waited a whole
+    // session timeout for them. unsubscribe() does leave.
+    if (this.consumer.isConnected()) {
+      try {
+        this.consumer.unsubscribe()
+        const until = Date.now() + 2000
+        while (this.consumer.assignments().length > 0 && Date.now() < until) await sleep(10)
+      } catch (err) {
+        this.options.log.warn({ err: (err as Error).message }, 'leaving the consumer group failed; the group drops us after the session timeout')
       }
     }
     await new Promise<void>(resolve => {

@@ -28,6 +28,7 @@ export default fp(async function kafkaConsumer (fastify: FastifyInstance) {
     dlqTopic: config.KAFKA_DLQ_TOPIC,
     batchSize: config.KAFKA_BATCH_SIZE,
     maxReadingBytes: config.MAX_READING_BYTES,
+    sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS,
     ingest: fastify.ingest,
     log: fastify.log.child({ component: 'kafka' }),
     drainTimeoutMs: Math.max(1000, config.SHUTDOWN_TIMEOUT_MS - 2000)
