@@ -138,7 +138,7 @@ t.test('time bounds hold over the whole range the parser accepts (1970 to 9999)'
     }
     // in year 10000 once the zone is applied (its ISO form would not sort as a time): refused, naming the bound
     for (const bad of ['from=9999-12-31T23:00:00-14:00', 'to=9999-12-31T23:59:59.999-00:01&from=9998-01-01']) {
-      t.match(errorShape(t, await app.inject(`${base}${bad}`), 400, `${base}${bad}`).message, /^querystring\/(from|to) must not be after 9999-12-31T23:59:59.999Z$/)
+      t.match(errorShape(t, await app.inject(`${base}${bad}`), 400, `${base}${bad}`).message, /^querystring\/(from|to) must (not be after 9999-12-31T23:59:59\.999Z|be an ISO 8601 date or date-time from 1970 to 9999)$/)
     }
   }
 })
