@@ -32,8 +32,10 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
       return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: bounded(error.message) })
     }
     if (status >= 500) {
-      request.log.error({ err: error }, 'request failed')
       const unavailable = status === 503
+      // An outage is logged once by lib/dynamo/outage.ts, not by each request it fails.
+      if (unavailable) request.log.debug({ err: error }, 'request failed: storage unavailable')
+      else request.log.error({ err: error }, 'request failed')
       return reply.code(status).send({
         statusCode: status,
         error: unavailable ? 'Service Unavailable' : 'Internal Server Error',

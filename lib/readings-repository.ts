@@ -6,6 +6,7 @@ import type { Reading, ThrottledFlags } from '../schemas/readings.js'
 import { DEVICE_ID_PATTERN } from '../schemas/devices.js'
 import { ALL_INDEX, READING_SK_RANGE, STATUS_SK, TTL_ATTRIBUTE, claimSk, readingSk } from './dynamo/table.js'
 import { InvalidCursorError, StorageUnavailableError } from './errors.js'
+import { isUnavailable } from './dynamo/outage.js'
 
 export interface StatusRecord {
   device: string
@@ -73,18 +74,11 @@ const GET_BATCH = 100
 const SK_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z#[0-9a-f-]{36}$/
 const DEVICE_RE = new RegExp(DEVICE_ID_PATTERN)
 
-const TRANSIENT = new Set([
-  'ProvisionedThroughputExceededException', 'ThrottlingException', 'RequestLimitExceeded',
-  'InternalServerError', 'ServiceUnavailable', 'TimeoutError', 'RequestTimeout', 'LimitExceededException'
-])
-
 /** Maps SDK and network failures to StorageUnavailableError; lets programming errors through. */
 export function mapStorageError (err: unknown, what: string): Error {
   if (err instanceof StorageUnavailableError) return err
-  const e = err as { name?: string, code?: string, $metadata?: { httpStatusCode?: number }, message?: string }
-  const status = e.$metadata?.httpStatusCode
-  const network = e.code !== undefined && /^E[A-Z]+/.test(e.code)
-  if (TRANSIENT.has(e.name ?? '') || network || status === undefined || status >= 500 || e.name === 'ResourceNotFoundException') {
+  if (isUnavailable(err)) {
+    const e = err as { name?: string, message?: string }
     return new StorageUnavailableError(`DynamoDB unavailable while ${what}: ${e.name ?? 'Error'}: ${e.message ?? ''}`.trim(), { cause: err })
   }
   return err as Error

@@ -18,10 +18,26 @@ export const errorResponses = {
   503: Type.Ref(ErrorSchema)
 }
 
+/**
+ * Why a component is in its state, from a fixed list: addresses and error messages go to the log,
+ * never into the answer (it is served to anyone who can reach /health).
+ */
+export const HEALTH_REASONS = [
+  'consuming', 'connecting', 'unreachable', 'timeout', 'stalled', 'stopping', 'stopped',
+  'reading', 'no reading yet', 'reading failed', 'failed'
+] as const
+export type HealthReason = typeof HEALTH_REASONS[number]
+
 export const ComponentStateSchema = Type.Object({
   status: Type.Union([Type.Literal('up'), Type.Literal('down'), Type.Literal('disabled')]),
-  detail: Type.Optional(Type.String())
+  reason: Type.Optional(Type.Union(HEALTH_REASONS.map(r => Type.Literal(r)), {
+    description: 'consuming: the Kafka consumer is connected and keeping up; connecting, stopping, stopped: its lifecycle; ' +
+      'unreachable: the component refused or failed the check; timeout: no answer within 2 s (a frozen broker or table); ' +
+      'stalled: the consumer has lag and has committed nothing for KAFKA_STALL_SECONDS; ' +
+      'reading, no reading yet, reading failed: the collector; failed: any other error (logged)'
+  }))
 })
+export type ComponentState = Static<typeof ComponentStateSchema>
 
 export const HealthSchema = Type.Object({
   status: Type.Union([Type.Literal('ok'), Type.Literal('unavailable')]),
@@ -29,6 +45,6 @@ export const HealthSchema = Type.Object({
 }, {
   $id: 'Health',
   title: 'Health',
-  examples: [{ status: 'ok', components: { dynamodb: { status: 'up' }, kafka: { status: 'disabled' }, collector: { status: 'up' } } }]
+  examples: [{ status: 'ok', components: { dynamodb: { status: 'up' }, kafka: { status: 'up', reason: 'consuming' }, collector: { status: 'up', reason: 'reading' } } }]
 })
 export type Health = Static<typeof HealthSchema>

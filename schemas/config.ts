@@ -27,6 +27,7 @@ export const ConfigSchema = Type.Object({
   KAFKA_SASL_PASSWORD: Type.Optional(Type.String()),
   KAFKA_BATCH_SIZE: Type.Integer({ minimum: 1, maximum: 10_000, default: 500 }),
   KAFKA_SESSION_TIMEOUT_MS: Type.Integer({ minimum: 6000, maximum: 1_800_000, default: 10_000 }),
+  KAFKA_STALL_SECONDS: Type.Number({ minimum: 1, maximum: 86_400, default: 120 }),
   // At most what a dead letter can carry whole (lib/kafka/message.ts DLQ_VALUE_MAX_BYTES).
   MAX_READING_BYTES: Type.Integer({ minimum: 1024, maximum: 900_000, default: 65_536 }),
   COLLECTOR: Type.Union([OnOff, Type.Literal('true'), Type.Literal('false'), Type.Literal('1'), Type.Literal('0')], { default: 'auto' }),

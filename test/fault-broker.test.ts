@@ -1,12 +1,12 @@
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { dynaliteProcess, tempDir } from './helper.js'
-import { freePort, producer } from './kafka-helper.js'
+import { freePort, producer, waitUntil } from './kafka-helper.js'
 import { describe, N, midStream, resumeTime, scenario, settle, startService } from './fault-helper.js'
 
 interface BrokerModule {
   testBrokerFromEnv: () => unknown
-  startBroker: (o: { port: number, controllerPort: number, dataDir: string, log?: (m: string) => void }) => Promise<{ brokers: string, stop: () => Promise<void> }>
+  startBroker: (o: { port: number, controllerPort: number, dataDir: string, log?: (m: string) => void }) => Promise<{ brokers: string, pid: number, stop: () => Promise<void> }>
 }
 
 const brokerModule = await import(new URL('../../scripts/kafka-broker.mjs', import.meta.url).href) as BrokerModule
@@ -43,6 +43,21 @@ t.test('the broker stopped and restarted mid-stream: no reading lost or duplicat
   t.equal(f.unexpected, 0, 'nothing served that was not published')
   t.ok(resume.ms <= BROKER_RESUME_LIMIT_MS, `resumes within ${BROKER_RESUME_LIMIT_MS} ms of the broker's return (took ${resume.ms} ms)`,
     { todo: 'issue 14 item 6: a rejoin can wait out the session timeout (34 s seen once)' })
+
+  // Issue 14 item 13: a frozen broker (SIGSTOP: connections open, nothing answered) reads down, in fixed words.
+  process.kill(broker.pid, 'SIGSTOP')
+  t.teardown(() => { try { process.kill(broker.pid, 'SIGCONT') } catch {} })
+  let frozen: { status: number, text: string } = { status: 0, text: '' }
+  await waitUntil(async () => {
+    const res = await fetch(`${service.base}/health`)
+    frozen = { status: res.status, text: await res.text() }
+    return res.status === 503
+  }, 15_000)
+  t.equal(frozen.status, 503, 'a frozen broker reads down')
+  t.match(JSON.parse(frozen.text).components.kafka, { status: 'down', reason: /^(timeout|unreachable)$/ })
+  t.notMatch(frozen.text, /127\.0\.0\.1|:\d{4,5}\b|ECONN|Broker|connected/, `no address or client message in /health: ${frozen.text}`)
+  process.kill(broker.pid, 'SIGCONT')
+  t.ok(await waitUntil(async () => (await fetch(`${service.base}/health`)).status === 200, 30_000), 'up again once the broker answers')
 
   service.server.child.kill('SIGTERM')
   t.equal(await service.server.exited, 0, 'exits 0 on SIGTERM')

@@ -55,6 +55,9 @@ export interface DynaliteProcess {
   kill: (signal?: NodeJS.Signals) => Promise<void>
   /** starts it again on the same port and data; resolves when it answers HTTP */
   start: () => Promise<void>
+  /** SIGSTOP: a table that accepts connections and never answers; thaw() with SIGCONT */
+  freeze: () => void
+  thaw: () => void
 }
 
 /**
@@ -93,7 +96,7 @@ export async function dynaliteProcess (t: Teardown): Promise<DynaliteProcess> {
     throw new Error(`dynalite did not answer on ${endpoint} within 20 s: ${out}`)
   }
   await start()
-  return { endpoint, kill, start }
+  return { endpoint, kill, start, freeze: () => child?.kill('SIGSTOP'), thaw: () => child?.kill('SIGCONT') }
 }
 
 export async function tempDir (t: Teardown, prefix = 'sensors-test-'): Promise<string> {

@@ -40,6 +40,32 @@ export interface ConsumerOptions {
   maxReadingBytes?: number
   /** how long the group waits for a member that stopped heartbeating (KAFKA_SESSION_TIMEOUT_MS) */
   sessionTimeoutMs?: number
+  /** KAFKA_STALL_SECONDS in ms: lag with no commit for this long reads as stalled */
+  stallMs?: number
+}
+
+/** librdkafka's offset "none" (RD_KAFKA_OFFSET_INVALID) in its statistics. */
+const OFFSET_INVALID = -1001
+
+/**
+ * The messages waiting for this consumer on its assigned partitions, from a librdkafka statistics
+ * document: the high watermark less the committed offset (the log start where nothing is
+ * committed yet). -1 while no assigned partition's offsets are known.
+ */
+export function lagOf (stats: unknown, assigned: ReadonlySet<string>): number {
+  const topics = (stats as { topics?: Record<string, { partitions?: Record<string, Record<string, unknown>> }> })?.topics
+  let lag = -1
+  for (const [topic, { partitions }] of Object.entries(topics ?? {})) {
+    for (const [id, p] of Object.entries(partitions ?? {})) {
+      if (!assigned.has(`${topic}\u0000${id}`)) continue
+      const hi = Number(p.hi_offset)
+      const committed = Number(p.committed_offset)
+      const from = committed !== OFFSET_INVALID && committed >= 0 ? committed : Number(p.lo_offset)
+      if (!Number.isFinite(hi) || hi < 0 || !Number.isFinite(from) || from < 0) continue
+      lag = Math.max(lag, 0) + Math.max(0, hi - from)
+    }
+  }
+  return lag
 }
 
 export type ConsumerState = 'connecting' | 'connected' | 'stopping' | 'stopped'
@@ -77,9 +103,23 @@ export class IngestConsumer {
   private readonly lastErrorLog = new Map<number, number>()
   /** the offsets of the last batch stored, committed again synchronously on shutdown */
   private pending: rdkafka.TopicPartitionOffset[] = []
+  /** messages waiting on the assigned partitions (librdkafka statistics), -1 until known */
+  lag = -1
+  /** the last commit, or the last moment nothing was waiting: /health's stall clock */
+  private lastProgressAt = Date.now()
+  private stallLogged = false
 
   constructor (options: ConsumerOptions) {
-    this.options = { backoffMs: 200, maxBackoffMs: 5000, drainTimeoutMs: 8000, maxInFlight: 3, maxReadingBytes: DEFAULT_MAX_READING_BYTES, sessionTimeoutMs: 10_000, ...options }
+    this.options = {
+      backoffMs: 200,
+      maxBackoffMs: 5000,
+      drainTimeoutMs: 8000,
+      maxInFlight: 3,
+      maxReadingBytes: DEFAULT_MAX_READING_BYTES,
+      sessionTimeoutMs: 10_000,
+      stallMs: 120_000,
+      ...options
+    }
     const common = rdkafkaCommon(options.settings, 'sensors-ingest')
     this.consumer = new rdkafka.KafkaConsumer({
       ...common,
@@ -98,7 +138,9 @@ export class IngestConsumer {
       // A killed process never leaves its group: its partitions wait this long for another member.
       // (The classic protocol: with KIP-848's the broker alone sets it, 45 s by default.)
       'session.timeout.ms': this.options.sessionTimeoutMs,
-      'heartbeat.interval.ms': Math.floor(this.options.sessionTimeoutMs / 3)
+      'heartbeat.interval.ms': Math.floor(this.options.sessionTimeoutMs / 3),
+      // The lag /health's stall check reads (event.stats), a few times per stall window.
+      'statistics.interval.ms': Math.max(500, Math.min(5000, Math.floor(this.options.stallMs / 4)))
     }, { 'auto.offset.reset': 'earliest' })
     this.dlq = new rdkafka.HighLevelProducer({
       ...common,
@@ -111,6 +153,30 @@ export class IngestConsumer {
     }, { 'message.timeout.ms': 10_000 })
     this.consumer.on('event.error', err => { this.onError(err) })
     this.dlq.on('event.error', err => { this.onError(err) })
+    this.consumer.on('event.stats', ({ message }) => { this.onStats(message) })
+  }
+
+  private onStats (text: string): void {
+    try {
+      const assigned = new Set(this.consumer.assignments().map(a => `${a.topic}\u0000${a.partition}`))
+      this.lag = lagOf(JSON.parse(text), assigned)
+    } catch {
+      return
+    }
+    if (this.lag === 0) this.lastProgressAt = Date.now()
+    const stalled = this.stalled()
+    if (stalled && !this.stallLogged) {
+      this.options.log.error({ lag: this.lag, sinceCommitSeconds: Math.round((Date.now() - this.lastProgressAt) / 1000) },
+        'Kafka consumer stalled: messages are waiting and nothing was committed; /health reads down')
+    } else if (!stalled && this.stallLogged) {
+      this.options.log.info({ lag: this.lag }, 'Kafka consumer makes progress again')
+    }
+    this.stallLogged = stalled
+  }
+
+  /** Lag, and no commit (nor a moment without lag) for the stall window. */
+  stalled (now = Date.now()): boolean {
+    return this.state === 'connected' && this.lag > 0 && now - this.lastProgressAt > this.options.stallMs
   }
 
   private onError (err: rdkafka.LibrdKafkaError): void {
@@ -159,6 +225,7 @@ export class IngestConsumer {
     this.consumer.setDefaultConsumeTimeout(200)
     this.state = 'connected'
     this.lastError = undefined
+    this.lastProgressAt = Date.now()
     this.options.log.info({ topics: this.options.topics, group: this.options.groupId }, 'Kafka consumer subscribed')
 
     // Up to `maxInFlight` batches are written at once (each may overlap the others' writes);
@@ -362,17 +429,21 @@ export class IngestConsumer {
     try {
       this.consumer.commit(offsets)
       this.pending = offsets
+      this.lastProgressAt = Date.now()
     } catch (err) {
       // A commit that does not reach the broker only means a redelivery, which stores nothing twice.
       this.onError(err as rdkafka.LibrdKafkaError)
     }
   }
 
-  /** Kafka connectivity for /health: a metadata round trip. */
-  async probe (timeoutMs = 1500): Promise<boolean> {
-    if (this.state !== 'connected') return false
+  /** Kafka connectivity for /health: a metadata round trip (a frozen broker times out). */
+  async probe (timeoutMs = 1500): Promise<'ok' | 'timeout' | 'unreachable'> {
     return await new Promise(resolve => {
-      this.consumer.getMetadata({ timeout: timeoutMs }, err => { resolve(err == null) })
+      this.consumer.getMetadata({ timeout: timeoutMs }, err => {
+        if (err == null) return resolve('ok')
+        this.options.log.debug({ err: err.message }, 'Kafka metadata probe failed')
+        resolve(err.code === rdkafka.CODES.ERRORS.ERR__TIMED_OUT ? 'timeout' : 'unreachable')
+      })
     })
   }
 

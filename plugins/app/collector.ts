@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin'
+import { StorageUnavailableError } from '../../lib/errors.js'
 import type { FastifyInstance } from 'fastify'
 import type { AppOptions } from '../../app.js'
 import type { SensorReader } from '../../collector/reader.js'
@@ -32,7 +33,9 @@ export default fp(async function collector (fastify: FastifyInstance, opts: AppO
       }
     } catch (err) {
       lastError = (err as Error).message
-      fastify.log.warn({ err }, 'collector failed')
+      // A table outage is logged once where the table client sees it (lib/dynamo/outage.ts).
+      if (err instanceof StorageUnavailableError) fastify.log.debug({ err }, 'collector reading not stored')
+      else fastify.log.warn({ err }, 'collector failed')
     }
   }
 
@@ -46,8 +49,8 @@ export default fp(async function collector (fastify: FastifyInstance, opts: AppO
   fastify.health.register('collector', () => {
     const fresh = Date.now() - lastOk < 3 * periodMs
     return fresh
-      ? { status: 'up', detail: `device ${reader.device} (${reader.kind})` }
-      : { status: 'down', detail: lastError ?? 'no reading yet' }
+      ? { status: 'up', reason: 'reading' }
+      : { status: 'down', reason: lastError === undefined ? 'no reading yet' : 'reading failed' }
   }, { critical: false })
 
   fastify.addHook('onReady', async () => { schedule(0) })

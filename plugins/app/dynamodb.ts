@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import type { AppOptions } from '../../app.js'
 import { createDynamo, type Dynamo } from '../../lib/dynamo/client.js'
 import { ensureTable } from '../../lib/dynamo/table.js'
+import { OutageTracker } from '../../lib/dynamo/outage.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -24,5 +25,7 @@ export default fp(async function dynamodb (fastify: FastifyInstance, opts: AppOp
   // In AWS the table belongs to Terraform; locally it is created on first start.
   const table = await ensureTable(dynamo.client, config.DYNAMODB_TABLE, dynamo.mode !== 'aws', config.RETENTION_DAYS !== undefined)
   fastify.log.info({ endpoint: dynamo.endpoint, mode: dynamo.mode, table: config.DYNAMODB_TABLE, state: table }, 'DynamoDB ready')
+  // From here on an outage is logged once when it starts and once when it ends; its 503s at debug.
+  new OutageTracker({ log: fastify.log.child({ component: 'dynamodb' }) }).watch(dynamo.client)
   fastify.decorate('dynamo', dynamo)
 }, { name: 'dynamodb', dependencies: ['env'] })

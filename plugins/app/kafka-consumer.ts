@@ -29,14 +29,19 @@ export default fp(async function kafkaConsumer (fastify: FastifyInstance) {
     batchSize: config.KAFKA_BATCH_SIZE,
     maxReadingBytes: config.MAX_READING_BYTES,
     sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS,
+    stallMs: config.KAFKA_STALL_SECONDS * 1000,
     ingest: fastify.ingest,
     log: fastify.log.child({ component: 'kafka' }),
     drainTimeoutMs: Math.max(1000, config.SHUTDOWN_TIMEOUT_MS - 2000)
   })
   fastify.decorate('kafkaConsumer', consumer)
+  // Fixed reasons only: the broker's address and librdkafka's messages are in the log.
   fastify.health.register('kafka', async () => {
-    if (await consumer.probe()) return { status: 'up', detail: `consuming ${config.topics.join(',')}` }
-    return { status: 'down', detail: `${consumer.state}${consumer.lastError !== undefined ? `: ${consumer.lastError}` : ''}` }
+    if (consumer.state !== 'connected') return { status: 'down', reason: consumer.state }
+    const probe = await consumer.probe()
+    if (probe !== 'ok') return { status: 'down', reason: probe }
+    if (consumer.stalled()) return { status: 'down', reason: 'stalled' }
+    return { status: 'up', reason: 'consuming' }
   })
   fastify.addHook('onReady', async () => { consumer.start() })
   // preClose runs before the HTTP server and DynamoDB close: the batch in hand is stored and committed first.

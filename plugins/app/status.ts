@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { StatusService } from '../../lib/status-service.js'
+import { StorageUnavailableError } from '../../lib/errors.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -14,6 +15,10 @@ export default fp(async function status (fastify: FastifyInstance) {
     staleAfterSeconds: fastify.config.staleAfterSeconds,
     ttlMs: fastify.config.STATUS_CACHE_TTL_MS,
     // Requests keep answering from memory for up to two TTLs, then show the failure themselves.
-    onRefreshError: err => { fastify.log.warn({ err }, 'refreshing cached statuses failed') }
+    // An outage is logged once where the table client sees it (lib/dynamo/outage.ts).
+    onRefreshError: err => {
+      if (err instanceof StorageUnavailableError) fastify.log.debug({ err }, 'refreshing cached statuses failed')
+      else fastify.log.warn({ err }, 'refreshing cached statuses failed')
+    }
   }))
 }, { name: 'status', dependencies: ['readings'] })
