@@ -4,7 +4,6 @@ import { STATUS_CODES } from 'node:http'
 import type { FastifyInstance, FastifyPluginOptions, FastifyError, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import AutoLoad from '@fastify/autoload'
 import fp from 'fastify-plugin'
-import fastAnswers from './plugins/fast-answers.js'
 import type { Config } from './lib/config.js'
 import type { Dynamo } from './lib/dynamo/client.js'
 import type { Predictor } from './lib/ingest.js'
@@ -49,6 +48,13 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
     return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `Route ${request.method} ${quote(pathOf(request))} not found` })
   })
 
+  // Every answer names its request (the client's X-Request-Id when sane, else the generated id),
+  // prepared and cached ones included: set first, before any hook or route can answer.
+  fastify.addHook('onRequest', function requestId (request, reply, done) {
+    reply.header('x-request-id', request.id)
+    done()
+  })
+
   // A path that exists with other methods: 405 with their list in Allow (RFC 9110 15.5.6), found by
   // Fastify's router. In onRequest, so a body is neither read nor parsed first.
   fastify.addHook('onRequest', function methodNotAllowed (request, reply, done) {
@@ -80,8 +86,6 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
 
   // Third-party plugins, then the app's own services (each declaring its dependencies), then routes.
   await fastify.register(AutoLoad, { dir: join(here, 'plugins/external'), options: opts, encapsulate: false })
-  // Before the services: its preClose hook must run first (Fastify answers 503 from the start of close).
-  await fastify.register(fastAnswers)
   await fastify.register(AutoLoad, { dir: join(here, 'plugins/app'), options: opts, encapsulate: false })
   await fastify.register(AutoLoad, {
     dir: join(here, 'routes'),

@@ -7,8 +7,8 @@ import { build, dynalite, dynamoClient, dynamoProxy, overHttp, pcReading, unique
 // Two API tasks on one table: `writer` stores readings, `poller` answers pollers through a proxy
 // that counts (and can break) its DynamoDB calls. The poller never stores anything, so all it
 // knows comes from the table, as on an ECS service whose ingest runs in other tasks. Pollers and
-// clients ask over real HTTP: a URL's first request is routed by Fastify, its next ones are
-// answered by FastAnswers, and every property here must hold for both.
+// clients ask over real HTTP: a URL's first request reads the table, its next ones are answered
+// from memory, and every property here must hold for both.
 async function pair (t: Parameters<typeof build>[0], ttlMs: number) {
   const db = await dynalite(t)
   const table = uniqueTable()
@@ -219,7 +219,7 @@ t.test('If-None-Match is matched as RFC 9110 says: lists, `*`, weak comparison; 
       [`W/"other", "${strong.slice(1, -1)}x"`, 200],
       ['', 200]
     ]
-    // twice each: the URL's first request is routed, the next answered before routing
+    // twice each: the URL's first request reads the table, the next is answered from memory
     for (let round = 0; round < 2; round++) {
       for (const [header, code] of cases) {
         const res = await client.inject({ url, headers: { 'if-none-match': header } })

@@ -261,7 +261,7 @@ export interface HttpClient {
 
 /**
  * Makes the app listen on a free loopback port and asks it over HTTP: unlike `inject`, which hands
- * requests to Fastify's router, these reach the server as a client's do (`FastAnswers` included).
+ * requests to Fastify's router, these reach the server as a client's do (keep-alive, raw bytes).
  */
 export async function overHttp (t: Teardown, app: FastifyInstance): Promise<HttpClient> {
   const { Agent, request } = await import('node:http')

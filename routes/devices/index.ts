@@ -13,7 +13,7 @@ import { noneMatch } from '../../lib/conditional.js'
 import { BadRequestError, NotFoundError } from '../../lib/errors.js'
 import type { StatusRecord } from '../../lib/readings-repository.js'
 import type { CachedPage } from '../../plugins/app/history-cache.js'
-import { prepared, type Prepared } from '../../lib/fast-answers.js'
+import { prepared, type Prepared } from '../../lib/prepared.js'
 import { pageKey } from '../../lib/page-cache.js'
 import { READING_TIME_MAX } from '../../lib/dynamo/table.js'
 
@@ -143,11 +143,6 @@ export default async function devices (fastifyBase: FastifyInstance) {
         notModified: prepared(304, headers)
       }
     }
-    // The pollers' next requests of this very URL are answered before Fastify routes them.
-    fastify.fastAnswers.remember(url, headers => {
-      const page = fastify.historyCache.peek(key, load)
-      return page === undefined ? undefined : pageAnswer(page, headers)
-    })
     // Not async: a page in memory (the pollers' case) is answered without a promise.
     const hit = fastify.historyCache.peek(key, load)
     if (hit !== undefined) {
@@ -181,12 +176,6 @@ export default async function devices (fastifyBase: FastifyInstance) {
   }, function getDeviceStatus (request, reply) {
     const { device } = request.params
     const serialize = serializeStatus ??= reply.getSerializationFunction('200') as Serialize
-    // The pollers' next requests of this very URL are answered before Fastify routes them.
-    fastify.fastAnswers.remember(request.url, headers => {
-      const record = fastify.statuses.peek(device)?.record
-      // none kept, or none to give (the route's 404)
-      return record == null ? undefined : statusAnswer(record, headers, serialize)
-    })
     // Not async: a status in memory (the pollers' case) is answered without a promise.
     const hit = fastify.statuses.peek(device)
     if (hit !== undefined) {
