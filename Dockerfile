@@ -5,7 +5,7 @@
 #   docker run --rm -p 3000:3000 -e AWS_REGION=eu-west-1 -e ROLE=api sensors-api
 # The build stage compiles librdkafka (node-rdkafka's install script) with SSL and SASL;
 # the runtime stage carries only the shared libraries it links against.
-# scripts/check-image-build.sh runs this file's build-stage RUN commands outside Docker.
+# tools/check-image-build.sh runs this file's build-stage RUN commands outside Docker.
 
 FROM node:26-bookworm AS build
 
@@ -52,7 +52,7 @@ RUN npm run build \
 # fast as a restart (~0.3 s less on Node 24). Read-only at runtime (hence a+r: Node writes 0600),
 # relative to WORKDIR; unused if the two stages' Node versions differ.
 USER 1000:1000
-RUN NODE_COMPILE_CACHE=.compile-cache node scripts/warm-compile-cache.mjs \
+RUN NODE_COMPILE_CACHE=.compile-cache node tools/warm-compile-cache.mjs \
     && chmod -R a+rX .compile-cache
 
 FROM node:26-bookworm-slim AS runtime

@@ -4,12 +4,12 @@ import { STATUS_CODES } from 'node:http'
 import type { FastifyInstance, FastifyPluginOptions, FastifyError, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import AutoLoad from '@fastify/autoload'
 import fp from 'fastify-plugin'
-import type { Config } from './lib/config.js'
-import type { Dynamo } from './lib/dynamo/client.js'
-import type { Predictor } from './lib/ingest.js'
+import type { Config } from './config.js'
+import type { Dynamo } from './storage/client.js'
+import type { Predictor } from './ingest/service.js'
 import type { SensorReader } from './collector/reader.js'
-import { quote } from './lib/errors.js'
-import { checkWritten, numericFields } from './lib/query-numbers.js'
+import { quote } from './http/errors.js'
+import { checkWritten, numericFields } from './http/query-numbers.js'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
 
@@ -32,7 +32,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
     }
     if (status >= 500) {
       const unavailable = status === 503
-      // An outage is logged once by lib/dynamo/outage.ts, not by each request it fails.
+      // An outage is logged once by storage/outage.ts, not by each request it fails.
       if (unavailable) request.log.debug({ err: error }, 'request failed: storage unavailable')
       else request.log.error({ err: error }, 'request failed')
       return reply.code(status).send({
@@ -66,7 +66,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
     })
   })
 
-  // Numbers in the URL as written, for every route whose schema declares one (lib/query-numbers.ts).
+  // Numbers in the URL as written, for every route whose schema declares one (http/query-numbers.ts).
   fastify.addHook('onRoute', function checkNumbers (route: RouteOptions) {
     const fields = numericFields(route.schema as Record<string, unknown> | undefined, ref => fastify.getSchema(ref.replace(/#$/, '')))
     if (fields === undefined) return

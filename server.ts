@@ -1,7 +1,7 @@
 import module from 'node:module'
 // first: V8 flags that must hold before the service allocates anything much
-import './lib/v8-flags.js'
-import type { Config } from './lib/config.js'
+import './v8-flags.js'
+import type { Config } from './config.js'
 
 // On-disk cache of compiled module code (Node >= 22.8; absent on Node 20, so feature-detected):
 // later starts skip compiling the dependencies. The cache goes to the OS temp dir; when the operator
@@ -12,7 +12,7 @@ if (process.env.NODE_COMPILE_CACHE === undefined) {
   (module as { enableCompileCache?: () => unknown }).enableCompileCache?.()
 }
 
-const { ConfigError, loadConfig } = await import('./lib/config.js')
+const { ConfigError, loadConfig } = await import('./config.js')
 
 let config: Config
 try {
@@ -25,7 +25,7 @@ try {
 
 // Loaded after the configuration is known to be good, so a bad value fails in milliseconds.
 const [{ default: Fastify }, { default: closeWithGrace }, { default: app }, { serverOptions }] = await Promise.all([
-  import('fastify'), import('close-with-grace'), import('./app.js'), import('./lib/server-options.js')
+  import('fastify'), import('close-with-grace'), import('./app.js'), import('./server-options.js')
 ])
 const fastify = Fastify(serverOptions(config))
 

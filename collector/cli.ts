@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
-import { ConfigError, loadConfig, type Config } from '../lib/config.js'
+import { ConfigError, loadConfig, type Config } from '../config.js'
 import { DEVICE_ID_PATTERN, type DeviceKind, type PcReading, type RaspberryReading } from '../schemas/devices.js'
 import { createPublisher, type Publisher } from './publisher.js'
 import { createSensorReader, type SensorReader } from './reader.js'

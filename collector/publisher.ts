@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import Kafka from 'node-rdkafka'
 import type { DeliveryReport, LibrdKafkaError, Producer, ProducerGlobalConfig } from 'node-rdkafka'
-import { rdkafkaCommon, type KafkaSettings } from '../lib/kafka/config.js'
+import { rdkafkaCommon, type KafkaSettings } from '../kafka/config.js'
 
 export interface Publisher {
   /** Resolves once the broker has acknowledged this message (acks=all); rejects when it is not delivered. */

@@ -1,5 +1,5 @@
 # The service's table: readings per device (device + sk), and the all-readings index
-# (feed + sk) for time-ordered queries across devices. Keep in sync with lib/dynamo/table.ts.
+# (feed + sk) for time-ordered queries across devices. Keep in sync with storage/table.ts.
 
 locals {
   ttl_enabled   = var.retention_days != null

@@ -10,7 +10,7 @@ locals {
     : var.kafka_sasl_password_secret_arn
   )
 
-  # The only DynamoDB actions the service uses (lib/dynamo, lib/readings-repository.ts).
+  # The only DynamoDB actions the service uses (storage/, storage/readings-repository.ts).
   dynamodb_actions = [
     "dynamodb:DescribeTable",
     "dynamodb:BatchGetItem",

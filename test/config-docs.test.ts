@@ -1,6 +1,6 @@
 import t from 'tap'
 import { readFile } from 'node:fs/promises'
-import { ConfigSchema } from '../schemas/config.js'
+import { ConfigSchema } from '../config.js'
 
 // Every setting the service reads is documented where operators look for it (STYLE.md 8).
 t.test('every configuration key is in the README\'s table and in .env.example', async t => {

@@ -9,10 +9,9 @@ import { join } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import Fastify, { type FastifyInstance } from 'fastify'
 import app, { type AppOptions } from '../app.js'
-import { loadConfig } from '../lib/config.js'
-import { ConfigSchema } from '../schemas/config.js'
-import { serverOptions } from '../lib/server-options.js'
-import { createDynamo, startEmbeddedDynamo, type Dynamo, type EmbeddedDynamo } from '../lib/dynamo/client.js'
+import { ConfigSchema, loadConfig } from '../config.js'
+import { serverOptions } from '../server-options.js'
+import { createDynamo, startEmbeddedDynamo, type Dynamo, type EmbeddedDynamo } from '../storage/client.js'
 
 interface Teardown { teardown: (fn: () => unknown) => void }
 

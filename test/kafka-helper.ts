@@ -4,7 +4,7 @@ import { createServer } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import rdkafka from 'node-rdkafka'
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
-import { deviceReadingPages } from '../lib/dynamo/table.js'
+import { deviceReadingPages } from '../storage/table.js'
 
 interface Teardown { teardown: (fn: () => unknown) => void }
 

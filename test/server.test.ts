@@ -55,7 +55,7 @@ t.test('npm start path: real HTTP, embedded DynamoDB, this host\'s collector, st
   t.ok(lines.length > 0 && lines.every(l => { try { JSON.parse(l); return true } catch { return false } }), 'logs are JSON lines')
   t.ok(lines.some(l => /"reqId"/.test(l)), 'request logs carry request ids')
   t.notMatch(output(), /DeprecationWarning|\[FST(DEP|WRN)\d+\]/, 'no deprecation warning (Fastify\'s FSTDEP023 was one at every start)')
-  t.notMatch(output(), /unrecognized flag/, 'this Node.js knows every V8 flag of lib/v8-flags.ts (V8 only says so on stderr)')
+  t.notMatch(output(), /unrecognized flag/, 'this Node.js knows every V8 flag of v8-flags.ts (V8 only says so on stderr)')
   const entries = lines.map(l => JSON.parse(l) as { reqId?: string, req?: { url?: string, remoteAddress?: string } })
   const logOf = (probe: string): typeof entries[number] | undefined => entries.find(e => e.req?.url === `/health?probe=${probe}`)
   const reqIdOf = (probe: string): unknown => logOf(probe)?.reqId

@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { StorageUnavailableError } from '../../lib/errors.js'
+import { StorageUnavailableError } from '../../storage/errors.js'
 import type { FastifyInstance } from 'fastify'
 import type { AppOptions } from '../../app.js'
 import type { SensorReader } from '../../collector/reader.js'
@@ -33,7 +33,7 @@ export default fp(async function collector (fastify: FastifyInstance, opts: AppO
       }
     } catch (err) {
       lastError = (err as Error).message
-      // A table outage is logged once where the table client sees it (lib/dynamo/outage.ts).
+      // A table outage is logged once where the table client sees it (storage/outage.ts).
       if (err instanceof StorageUnavailableError) fastify.log.debug({ err }, 'collector reading not stored')
       else fastify.log.warn({ err }, 'collector failed')
     }

@@ -1,9 +1,9 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { AppOptions } from '../../app.js'
-import { createDynamo, type Dynamo } from '../../lib/dynamo/client.js'
-import { ensureTable } from '../../lib/dynamo/table.js'
-import { OutageTracker } from '../../lib/dynamo/outage.js'
+import { createDynamo, type Dynamo } from '../../storage/client.js'
+import { ensureTable } from '../../storage/table.js'
+import { OutageTracker } from '../../storage/outage.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

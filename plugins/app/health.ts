@@ -33,7 +33,7 @@ export default fp(async function health (fastify: FastifyInstance) {
       ])
     } catch (err) {
       // The answer names a fixed reason; the error is the log's (debug: an outage is logged
-      // once by whoever sees it first, lib/dynamo/outage.ts for the table, not at every probe).
+      // once by whoever sees it first, storage/outage.ts for the table, not at every probe).
       fastify.log.debug({ err }, 'health check failed')
       return { status: 'down', reason: 'unreachable' }
     } finally {

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { PageCache } from '../../lib/page-cache.js'
-import type { Prepared } from '../../lib/prepared.js'
+import { PageCache } from '../../read-model/page-cache.js'
+import type { Prepared } from '../../http/prepared.js'
 
 /** A first page's answers as the route sends them: made (serialised, gzip-coded) once per read, not once per request. */
 export interface CachedPage {

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { IngestService } from '../../lib/ingest.js'
+import { IngestService } from '../../ingest/service.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

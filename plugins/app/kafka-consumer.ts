@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import type { IngestConsumer } from '../../lib/kafka/consumer.js'
+import type { IngestConsumer } from '../../kafka/consumer.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -17,7 +17,7 @@ export default fp(async function kafkaConsumer (fastify: FastifyInstance) {
     return
   }
   // Loaded only here: node-rdkafka (a native addon) costs start-up time where Kafka is off.
-  const { IngestConsumer } = await import('../../lib/kafka/consumer.js').catch((err: unknown) => {
+  const { IngestConsumer } = await import('../../kafka/consumer.js').catch((err: unknown) => {
     // The log's err.message carries the cause's message after this one.
     throw new Error('KAFKA_BROKERS is set but the Kafka client (node-rdkafka) cannot be loaded', { cause: err })
   })

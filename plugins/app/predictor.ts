@@ -1,8 +1,8 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { AppOptions } from '../../app.js'
-import type { Predictor } from '../../lib/ingest.js'
-import { createPredictor } from '../../lib/model/predictor.js'
+import type { Predictor } from '../../ingest/service.js'
+import { createPredictor } from '../../prediction/predictor.js'
 import { modelsDir } from '../../paths.js'
 
 declare module 'fastify' {

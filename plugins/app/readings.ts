@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { ReadingsRepository } from '../../lib/readings-repository.js'
+import { ReadingsRepository } from '../../storage/readings-repository.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { StatusService } from '../../lib/status-service.js'
-import { StorageUnavailableError } from '../../lib/errors.js'
+import { StatusService } from '../../read-model/status-service.js'
+import { StorageUnavailableError } from '../../storage/errors.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -15,7 +15,7 @@ export default fp(async function status (fastify: FastifyInstance) {
     staleAfterSeconds: fastify.config.staleAfterSeconds,
     ttlMs: fastify.config.STATUS_CACHE_TTL_MS,
     // Requests keep answering from memory for up to two TTLs, then show the failure themselves.
-    // An outage is logged once where the table client sees it (lib/dynamo/outage.ts).
+    // An outage is logged once where the table client sees it (storage/outage.ts).
     onRefreshError: err => {
       if (err instanceof StorageUnavailableError) fastify.log.debug({ err }, 'refreshing cached statuses failed')
       else fastify.log.warn({ err }, 'refreshing cached statuses failed')

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { AppOptions } from '../../app.js'
-import type { Config } from '../../lib/config.js'
+import type { Config } from '../../config.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -1,0 +1,117 @@
+import { execFile } from 'node:child_process'
+import { mkdir, readdir, readFile, symlink } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import { packageRoot } from '../../paths.js'
+import { tempDir } from '../helper.js'
+import { ownCgroup } from '../../tools/bench/cgroup.js'
+
+// The bench's CLI: the choice of the service's Node.js (`--node`), through the start-up part only
+// (a few seconds), whose report names the Node.js that ran the service; and where the HTTP part's
+// server runs (a memory cgroup of the api task's size, or the host's memory), in quick mode.
+
+const cli = fileURLToPath(new URL('../../tools/bench/run.js', import.meta.url))
+
+interface Run { code: number, stdout: string, stderr: string }
+
+function bench (args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+  return new Promise(resolve => {
+    execFile(process.execPath, [cli, '--quick', '--only=startup', '--json', ...args], { env: { ...process.env, ...env }, timeout: 120_000 }, (err, stdout, stderr) => {
+      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stdout, stderr })
+    })
+  })
+}
+
+interface Report { startup: { node: string, ready_ms: number }, context: { node: string, service_node: { version: string, source: string, fallback?: string } } }
+
+function report (run: Run): Report {
+  if (run.code !== 0) throw new Error(`the bench exited ${run.code}: ${run.stderr.slice(-2000)}`)
+  return JSON.parse(run.stdout) as Report
+}
+
+const major = Number(/^FROM\s+node:(\d+)/m.exec(await readFile(join(packageRoot, 'Dockerfile'), 'utf8'))?.[1])
+const pkg = `node-${process.platform}-${process.arch}`
+
+t.test('the Dockerfile names one Node.js major', async t => {
+  t.ok(major >= 20, `FROM node:${major}`)
+})
+
+t.test('--node=this: the service starts on the bench\'s own Node.js', async t => {
+  const r = report(await bench(['--node=this']))
+  t.equal(r.startup.node, process.version)
+  t.equal(r.context.service_node.version, process.version)
+  t.match(r.context.service_node.source, /^this/)
+  t.ok(r.startup.ready_ms > 0)
+  t.notMatch(JSON.stringify(r), tmpdir(), 'no machine path in the report')
+})
+
+t.test('--node=image (the default) takes the image\'s major from the cache', async t => {
+  const cache = await tempDir(t, 'bench-node-cache-')
+  // the cached binary is this Node.js under the image major's name: the lookup is what is tested
+  const bin = join(cache, 'sensors-api', `node-${major}`, 'node_modules', pkg, 'bin')
+  await mkdir(bin, { recursive: true })
+  await symlink(process.execPath, join(bin, 'node'))
+  const run = await bench([], { XDG_CACHE_HOME: cache, npm_config_registry: 'http://127.0.0.1:9/' })
+  const r = report(run)
+  t.equal(r.context.service_node.source, `image (Node.js ${major})`)
+  t.equal(r.context.service_node.fallback, undefined)
+  t.equal(r.startup.node, process.version)
+  t.notMatch(run.stderr, /fetching/, 'nothing fetched: it was cached')
+  t.notMatch(run.stdout, cache, 'the cache path is not in the report')
+})
+
+t.test('--node=image without the binary and without the registry: this Node.js, and why', async t => {
+  const cache = await tempDir(t, 'bench-node-cache-')
+  const run = await bench(['--node=image'], { XDG_CACHE_HOME: cache, npm_config_registry: 'http://127.0.0.1:9/', npm_config_fetch_retries: '0' })
+  const r = report(run)
+  t.match(run.stderr, new RegExp(`fetching Node.js ${major} \\(${pkg} from the npm registry\\)`))
+  t.match(run.stderr, /the image's Node.js cannot be had \(npm install .* failed/)
+  t.match(r.context.service_node.fallback, new RegExp(`npm install ${pkg}@${major} failed`))
+  t.match(r.context.service_node.source, /^this/)
+  t.equal(r.startup.node, process.version)
+})
+
+t.test('the HTTP part: the server in a memory cgroup of the api task\'s size when one can be made, else the host\'s memory and why', async t => {
+  const taskMib = Number(/variable\s+"api_memory"\s*\{[^}]*?default\s*=\s*(\d+)/.exec(await readFile(join(packageRoot, 'deploy', 'variables.tf'), 'utf8'))?.[1])
+  const cgroupsBefore = await benchCgroups()
+  const run = await new Promise<Run>(resolve => {
+    execFile(process.execPath, [cli, '--quick', '--only=http', '--json', '--node=this'], { timeout: 300_000 }, (err, stdout, stderr) => {
+      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stdout, stderr })
+    })
+  })
+  t.equal(run.code, 0, run.stderr.slice(-2000))
+  const r = JSON.parse(run.stdout) as { memory: { rss_mb_under_load: number, task_memory_mib: number | null, host_memory_reason?: string }, http: { status_floor_rps: number, history_floor_rps: number } }
+  t.ok(r.memory.rss_mb_under_load > 0)
+  t.ok(r.http.status_floor_rps > 0 && r.http.history_floor_rps > 0, 'the floor answered both loads')
+  if (r.memory.task_memory_mib !== null) {
+    // the bench checks that the server saw the limit (process.constrainedMemory()) or fails
+    t.equal(r.memory.task_memory_mib, taskMib, `in a cgroup of api_memory's default, ${taskMib} MiB`)
+    t.match(run.stderr, `server in a memory cgroup of ${taskMib} MiB`)
+    t.same(await benchCgroups(), cgroupsBefore, 'the cgroup is removed at the end')
+  } else {
+    t.match(r.memory.host_memory_reason, /\S/, 'why not in a cgroup')
+    t.match(run.stderr, /server on the host's memory: no cgroup/)
+  }
+})
+
+/** the bench's cgroups under this process's memory cgroup (v1 or v2) */
+async function benchCgroups (): Promise<string[]> {
+  const own = ownCgroup()
+  return own === undefined ? [] : (await readdir(own.dir).catch(() => [])).filter(name => name.startsWith('sensors-bench-'))
+}
+
+t.test('--node=<path> that does not run: an error naming it, no report', async t => {
+  const missing = join(tmpdir(), 'no-such-dir', 'node')
+  const run = await bench([`--node=${missing}`])
+  t.equal(run.code, 1)
+  t.equal(run.stdout, '')
+  t.match(run.stderr, `${missing} --version`)
+})
+
+t.test('--node= without a value: usage', async t => {
+  const run = await bench(['--node='])
+  t.not(run.code, 0)
+  t.match(run.stderr, /--node: image, this or a path/)
+})
