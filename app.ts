@@ -1,9 +1,24 @@
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { STATUS_CODES } from 'node:http'
-import type { FastifyInstance, FastifyPluginOptions, FastifyError, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
+import type {
+  FastifyInstance, FastifyPluginAsync, FastifyPluginOptions, FastifyError, FastifyReply, FastifyRequest, RouteOptions
+} from 'fastify'
 import AutoLoad from '@fastify/autoload'
 import fp from 'fastify-plugin'
+import env from './plugins/external/env.js'
+import swagger from './plugins/external/swagger.js'
+import schemas from './plugins/app/schemas.js'
+import health from './plugins/app/health.js'
+import dynamodb from './plugins/app/dynamodb.js'
+import readings from './plugins/app/readings.js'
+import status from './plugins/app/status.js'
+import historyCache from './plugins/app/history-cache.js'
+import predictor from './plugins/app/predictor.js'
+import ingest from './plugins/app/ingest.js'
+import liveReadModel from './plugins/app/live-read-model.js'
+import collector from './plugins/app/collector.js'
+import kafkaConsumer from './plugins/app/kafka-consumer.js'
 import type { Config } from './config.js'
 import type { Dynamo } from './storage/client.js'
 import type { Predictor } from './ingest/service.js'
@@ -20,6 +35,41 @@ export interface AppOptions extends FastifyPluginOptions {
   dynamo?: Dynamo
   predictor?: Predictor
   sensorReader?: SensorReader
+}
+
+type Plugin = FastifyPluginAsync<AppOptions>
+
+/**
+ * What each role builds, in registration order: its services (plugins) and its route folders
+ * (each autoloaded under its own prefix). The one place a role is defined.
+ * - api: the read side. No consumer, no collector, no ingest service or model.
+ * - ingest: the write side (Kafka consumer, and the collector if on) and /health only: no status
+ *   or history caches, no read routes, no OpenAPI document.
+ * - all: both, and the link between them (readings stored here move this process's read model).
+ */
+export const ROLES: Record<Config['ROLE'], { plugins: Plugin[], routes: string[] }> = {
+  api: {
+    plugins: [
+      env, schemas, swagger, health, dynamodb,
+      readings, status, historyCache
+    ],
+    routes: ['root', 'devices', 'health']
+  },
+  ingest: {
+    plugins: [
+      env, schemas, health, dynamodb, readings,
+      predictor, ingest, collector, kafkaConsumer
+    ],
+    routes: ['health']
+  },
+  all: {
+    plugins: [
+      env, schemas, swagger, health, dynamodb,
+      readings, status, historyCache, predictor,
+      ingest, liveReadModel, collector, kafkaConsumer
+    ],
+    routes: ['root', 'devices', 'health']
+  }
 }
 
 // The app is a plugin that never listens: server.ts and the tests register it on an instance.
@@ -84,16 +134,16 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
     route.preValidation = [hook, ...existing]
   })
 
-  // Third-party plugins, then the app's own services (each declaring its dependencies), then routes.
-  await fastify.register(AutoLoad, { dir: join(here, 'plugins/external'), options: opts, encapsulate: false })
-  await fastify.register(AutoLoad, { dir: join(here, 'plugins/app'), options: opts, encapsulate: false })
-  await fastify.register(AutoLoad, {
-    dir: join(here, 'routes'),
-    options: opts,
-    autoHooks: false,
-    // The ingest role serves only /health (for the container health check).
-    ignoreFilter: (path) => opts.config.ROLE === 'ingest' && !path.includes('health')
-  })
+  const role = ROLES[opts.config.ROLE]
+  for (const plugin of role.plugins) await fastify.register(plugin, opts)
+  for (const folder of role.routes) {
+    await fastify.register(AutoLoad, {
+      dir: join(here, 'routes', folder),
+      options: { ...opts, prefix: folder === 'root' ? '' : `/${folder}` },
+      autoHooks: false,
+      dirNameRoutePrefix: false
+    })
+  }
 }
 
 function httpError (status: number): string {

@@ -31,8 +31,6 @@ export interface IngestOptions {
   /** the IANA zone of times written without one (LEGACY_TIMEZONE; default UTC) */
   legacyTimeZone?: string
   now?: () => number
-  /** called with the readings once they are stored */
-  onStored?: (readings: Reading[]) => void
 }
 
 interface KindSpec {
@@ -119,10 +117,9 @@ export class IngestService {
   private readonly maxClockSkewMs: number
   private readonly zone: { zone: string }
   private readonly now: () => number
-  private readonly onStored: (readings: Reading[]) => void
+  private readonly storedListeners: Array<(readings: Reading[]) => void> = []
 
   constructor (options: IngestOptions) {
-    this.onStored = options.onStored ?? (() => {})
     this.repository = options.repository
     this.predictor = options.predictor
     this.maxClockSkewMs = options.maxClockSkewMs ?? 300_000
@@ -233,10 +230,15 @@ export class IngestService {
     return { stored: stored.length, duplicates, rejected }
   }
 
+  /** Calls `listener` with the readings of each write once they are stored (the read model, where this process has one). */
+  onStored (listener: (readings: Reading[]) => void): void {
+    this.storedListeners.push(listener)
+  }
+
   /** Stores valid readings; conflicts (a uuid already stored with other values) are reported, never written. */
   async store (readings: Reading[]): Promise<PutResult> {
     const result = await this.repository.put(readings)
-    if (result.stored.length > 0) this.onStored(result.stored)
+    if (result.stored.length > 0) for (const listener of this.storedListeners) listener(result.stored)
     return result
   }
 }

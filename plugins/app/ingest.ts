@@ -14,10 +14,6 @@ export default fp(async function ingest (fastify: FastifyInstance) {
     repository: fastify.readings,
     predictor: fastify.predictor,
     legacyTimeZone: fastify.config.LEGACY_TIMEZONE,
-    maxClockSkewMs: fastify.config.MAX_CLOCK_SKEW_SECONDS * 1000,
-    onStored: readings => {
-      fastify.statuses.observe(readings)
-      fastify.historyCache.invalidate(new Set(readings.map(r => r.device)))
-    }
+    maxClockSkewMs: fastify.config.MAX_CLOCK_SKEW_SECONDS * 1000
   }))
-}, { name: 'ingest', dependencies: ['readings', 'predictor', 'status', 'history-cache'] })
+}, { name: 'ingest', dependencies: ['readings', 'predictor'] })

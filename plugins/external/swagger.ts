@@ -2,20 +2,11 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
-import { PcReadingSchema, RaspberryReadingSchema } from '../../schemas/devices.js'
-import { AllReadingsSchema, ReadingListSchema, ReadingSchema, StatusSchema, ThrottledFlagsSchema } from '../../schemas/readings.js'
-import { ErrorSchema, HealthSchema } from '../../schemas/common.js'
 
-// Shared schemas are added once here, so routes can $ref them and the OpenAPI document names them
-// as components: the device models are documented, not just used.
-export const sharedSchemas = [
-  ThrottledFlagsSchema, PcReadingSchema, RaspberryReadingSchema, ReadingSchema, ReadingListSchema,
-  AllReadingsSchema, StatusSchema, ErrorSchema, HealthSchema
-]
-
+// The OpenAPI document (/docs/json) and Swagger UI (/docs), generated from the route schemas and
+// the shared schemas (plugins/app/schemas.ts). Registered before the routes: it collects them as
+// they are added.
 export default fp(async function swaggerDocs (fastify: FastifyInstance) {
-  for (const schema of sharedSchemas) fastify.addSchema(schema)
-
   await fastify.register(swagger, {
     openapi: {
       openapi: '3.0.3',
@@ -39,4 +30,4 @@ export default fp(async function swaggerDocs (fastify: FastifyInstance) {
     }
   })
   await fastify.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list', deepLinking: true } })
-}, { name: 'swagger', dependencies: ['env'] })
+}, { name: 'swagger', dependencies: ['env', 'schemas'] })

@@ -1,0 +1,12 @@
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+
+// ROLE=all only: readings this process stores move its own read model at once (the status moves
+// forward, the device's cached first pages are dropped), instead of waiting for a TTL. Separate
+// API tasks learn of them from the table (the batched status read and its revision).
+export default fp(async function liveReadModel (fastify: FastifyInstance) {
+  fastify.ingest.onStored(readings => {
+    fastify.statuses.observe(readings)
+    fastify.historyCache.invalidate(new Set(readings.map(r => r.device)))
+  })
+}, { name: 'live-read-model', dependencies: ['ingest', 'status', 'history-cache'] })

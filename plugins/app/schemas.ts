@@ -1,0 +1,16 @@
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import { PcReadingSchema, RaspberryReadingSchema } from '../../schemas/devices.js'
+import { AllReadingsSchema, ReadingListSchema, ReadingSchema, StatusSchema, ThrottledFlagsSchema } from '../../schemas/readings.js'
+import { ErrorSchema, HealthSchema } from '../../schemas/common.js'
+
+// Shared schemas are added once here, so routes can $ref them and the OpenAPI document (where the
+// role serves one) names them as components: the device models are documented, not just used.
+export const sharedSchemas = [
+  ThrottledFlagsSchema, PcReadingSchema, RaspberryReadingSchema, ReadingSchema, ReadingListSchema,
+  AllReadingsSchema, StatusSchema, ErrorSchema, HealthSchema
+]
+
+export default fp(async function schemas (fastify: FastifyInstance) {
+  for (const schema of sharedSchemas) fastify.addSchema(schema)
+}, { name: 'schemas' })
