@@ -33,7 +33,8 @@ const GPU_PROBE_TIMEOUT_MS = 10_000
 const MIN_POWER_WINDOW_MS = 100
 const VCGENCMD_TIMEOUT_MS = 3000
 
-export async function detectKind (procRoot = '/proc', sysRoot = '/sys'): Promise<DeviceKind> {
+/** This host's kind, from its device tree: a Raspberry Pi's model names one, anything else is a PC. */
+export async function hostKind (procRoot = '/proc', sysRoot = '/sys'): Promise<DeviceKind> {
   for (const file of [join(procRoot, 'device-tree', 'model'), join(sysRoot, 'firmware', 'devicetree', 'base', 'model')]) {
     const model = await readText(file)
     if (model !== null) return /raspberry pi/i.test(model) ? 'raspberry' : 'pc'
@@ -52,7 +53,7 @@ export async function createSensorReader (options: {
   const { device } = options
   if (!DEVICE_ID.test(device)) throw new Error(`Invalid device id "${device}": expected ${DEVICE_ID_PATTERN}`)
   const sysRoot = options.sysRoot ?? '/sys'
-  const kind = options.kind ?? await detectKind(options.procRoot, sysRoot)
+  const kind = options.kind ?? await hostKind(options.procRoot, sysRoot)
   const sensors: Sample<PcSensors | RaspberrySensors> = kind === 'raspberry'
     ? raspberrySensors(options.vcgencmd ?? 'vcgencmd', sysRoot)
     : await pcSensors(sysRoot)

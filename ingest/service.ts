@@ -103,7 +103,8 @@ function describe (schema: TObject, field: string, value: unknown, sent?: string
   return `${field} must be a string of ${text?.minLength as number ?? 1} to ${text?.maxLength as number ?? '…'} characters (got ${show(value, sent)})`
 }
 
-export function detectKind (raw: Record<string, unknown>): DeviceKind | 'both' | null {
+/** A reading's kind, from the fields it carries ('both': fields of each kind; null: of neither). */
+export function kindOfFields (raw: Record<string, unknown>): DeviceKind | 'both' | null {
   const has = (fields: readonly string[]): boolean => fields.some(f => raw[f] !== undefined)
   const pi = has(RASPBERRY_FIELDS)
   const pc = has(PC_FIELDS)
@@ -142,7 +143,7 @@ export class IngestService {
     } else if (input.kind !== undefined) {
       return { ok: false, reasons: [`kind must be "pc" or "raspberry" (got ${show(input.kind)})`] }
     } else {
-      const detected = detectKind(input)
+      const detected = kindOfFields(input)
       if (detected === null) return { ok: false, reasons: ['unknown kind: the reading has no PC or Raspberry Pi sensor field'] }
       // The topic's name only breaks a tie; the reading's own fields decide.
       if (detected === 'both' && kindHint === undefined) return { ok: false, reasons: ['unknown kind: the reading mixes PC and Raspberry Pi fields'] }

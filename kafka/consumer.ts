@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import rdkafka from 'node-rdkafka'
-import type { FastifyBaseLogger } from 'fastify'
+import type { Log } from '../log.js'
 import type { Reading } from '../schemas/readings.js'
 import type { DeviceKind } from '../schemas/devices.js'
 import { errorText, type Validation } from '../ingest/service.js'
@@ -28,7 +28,7 @@ export interface ConsumerOptions {
   dlqTopic: string
   batchSize: number
   ingest: IngestSink
-  log: FastifyBaseLogger
+  log: Log
   /** first retry delay after a failed write, doubled up to maxBackoffMs */
   backoffMs?: number
   maxBackoffMs?: number
@@ -315,7 +315,7 @@ export class IngestConsumer {
     } finally {
       if (failed && --this.failing === 0 && !this.stopping) {
         this.consumer.resume(this.consumer.assignments())
-        this.options.log.info('writes succeed again: partitions resumed')
+        this.options.log.info({ messages: messages.length }, 'writes succeed again: partitions resumed')
       }
     }
     // After the readings: a DLQ that refuses costs only its own messages (logged), never the batch.

@@ -109,7 +109,8 @@ function parseNumber (cell: string, decimalComma: boolean): number | null {
   return NUMBER_PATTERN.test(text) ? Number(text) : null
 }
 
-export function detectKind (header: readonly string[]): DeviceKind | null {
+/** A training file's kind, from its CSV header (null: the columns of neither, or no target column). */
+export function kindOfColumns (header: readonly string[]): DeviceKind | null {
   const has = (names: readonly string[]): boolean => names.every(n => header.includes(n))
   const pc = has([...PC_FEATURES, PC_TARGET_COLUMN])
   const raspberry = has([...RASPBERRY_FEATURES, RASPBERRY_TARGET_COLUMN])
@@ -135,7 +136,7 @@ export function featuresOf (kind: DeviceKind): readonly string[] {
 
 export function labelTable (table: CsvTable): LabelledFile {
   const { file, header, decimalComma } = table
-  const kind = detectKind(header)
+  const kind = kindOfColumns(header)
   if (kind === null) {
     throw new TrainingDataError(`${file}: unknown CSV shape (columns: ${header.filter(h => h !== '').join(', ') || 'none'}); ` +
       `expected a PC file with ${[...PC_FEATURES, PC_TARGET_COLUMN].join(', ')} or a Raspberry Pi file with ${[...RASPBERRY_FEATURES, RASPBERRY_TARGET_COLUMN].join(', ')}`)

@@ -1,14 +1,8 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb'
-
-/** The few log calls the tracker makes: a pino logger fits. */
-export interface OutageLog {
-  error: (obj: object, msg: string) => void
-  warn: (obj: object, msg: string) => void
-  info: (obj: object, msg: string) => void
-}
+import type { Log } from '../log.js'
 
 export interface OutageOptions {
-  log: OutageLog
+  log: Pick<Log, 'error' | 'warn' | 'info'>
   /** how often, at most, a line with the counts so far is written while an outage lasts */
   summaryEveryMs?: number
   now?: () => number

@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path'
 import t from 'tap'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { PcReadingSchema, RaspberryReadingSchema, RASPBERRY_FIELDS } from '../../schemas/devices.js'
-import { createSensorReader, detectKind } from '../../collector/reader.js'
+import { createSensorReader, hostKind } from '../../collector/reader.js'
 
 const checkPi = TypeCompiler.Compile(RaspberryReadingSchema)
 const checkPc = TypeCompiler.Compile(PcReadingSchema)
@@ -43,14 +43,14 @@ t.test('Raspberry Pi', async t => {
   await put(vcgencmd, FAKE_VCGENCMD)
   await chmod(vcgencmd, 0o755)
 
-  t.test('detectKind reads the device-tree model', async t => {
-    t.equal(await detectKind(procRoot, sysRoot), 'raspberry')
+  t.test('hostKind reads the device-tree model', async t => {
+    t.equal(await hostKind(procRoot, sysRoot), 'raspberry')
     const other = join(root, 'other')
     await put(join(other, 'firmware', 'devicetree', 'base', 'model'), 'Raspberry Pi 5 Model B Rev 1.0\0')
-    t.equal(await detectKind(join(root, 'nothing'), other), 'raspberry', 'or the sysfs copy of it')
+    t.equal(await hostKind(join(root, 'nothing'), other), 'raspberry', 'or the sysfs copy of it')
     await put(join(root, 'odroid', 'device-tree', 'model'), 'Hardkernel ODROID-N2Plus\0')
-    t.equal(await detectKind(join(root, 'odroid'), join(root, 'nothing')), 'pc', 'another board is read as a PC')
-    t.equal(await detectKind(join(root, 'nothing'), join(root, 'nothing')), 'pc', 'no device tree: a PC')
+    t.equal(await hostKind(join(root, 'odroid'), join(root, 'nothing')), 'pc', 'another board is read as a PC')
+    t.equal(await hostKind(join(root, 'nothing'), join(root, 'nothing')), 'pc', 'no device tree: a PC')
   })
 
   t.test('a reading carries the parsed vcgencmd and sysfs values', async t => {

@@ -7,7 +7,7 @@ import t from 'tap'
 import { modelsDir } from '../../paths.js'
 import { loadModel, predictProbability, sigmoid } from '../../prediction/logistic.js'
 import {
-  detectKind, fitLogistic, parseCsv, readTrainingFolder, repairDecimal, stratifiedSplit, trainFromFolder, TrainingDataError
+  kindOfColumns, fitLogistic, parseCsv, readTrainingFolder, repairDecimal, stratifiedSplit, trainFromFolder, TrainingDataError
 } from '../../prediction/train.js'
 
 // The original system's public training files; read in place, never copied into the repository.
@@ -43,11 +43,11 @@ t.test('parseCsv: unnamed index column, comma decimals, no final newline, CRLF',
   t.throws(() => parseCsv('\n\n', 'e.csv'), /e\.csv: empty file/)
 })
 
-t.test('detectKind recognises a file from its header', async t => {
-  t.equal(detectKind(['', 'ClockCPUCoreOne', 'TemperatureCPUPackage', 'LoadCPUTotal', 'PowerCPUPackage', 'TemperatureGPUCore', 'NoTechnicalInterventionRequired']), 'pc')
-  t.equal(detectKind(['device', 'CPU_temp_celsius', 'throttled']), 'raspberry')
-  t.equal(detectKind(['ClockCPUCoreOne', 'TemperatureCPUPackage']), null)
-  t.equal(detectKind(['CPU_temp_celsius']), null, 'no target column')
+t.test('kindOfColumns recognises a file from its header', async t => {
+  t.equal(kindOfColumns(['', 'ClockCPUCoreOne', 'TemperatureCPUPackage', 'LoadCPUTotal', 'PowerCPUPackage', 'TemperatureGPUCore', 'NoTechnicalInterventionRequired']), 'pc')
+  t.equal(kindOfColumns(['device', 'CPU_temp_celsius', 'throttled']), 'raspberry')
+  t.equal(kindOfColumns(['ClockCPUCoreOne', 'TemperatureCPUPackage']), null)
+  t.equal(kindOfColumns(['CPU_temp_celsius']), null, 'no target column')
 })
 
 t.test('stratifiedSplit is deterministic, disjoint and 80/20 per class', async t => {

@@ -6,9 +6,9 @@ import { OutageTracker, isUnavailable } from '../../storage/outage.js'
 t.test('an outage is one start line, a summary every interval, one end line', async t => {
   const lines: Array<{ level: string, msg: string, obj: Record<string, unknown> }> = []
   const log = {
-    error: (obj: object, msg: string) => { lines.push({ level: 'error', msg, obj: obj as Record<string, unknown> }) },
-    warn: (obj: object, msg: string) => { lines.push({ level: 'warn', msg, obj: obj as Record<string, unknown> }) },
-    info: (obj: object, msg: string) => { lines.push({ level: 'info', msg, obj: obj as Record<string, unknown> }) }
+    error: (obj: object, msg = '') => { lines.push({ level: 'error', msg, obj: obj as Record<string, unknown> }) },
+    warn: (obj: object, msg = '') => { lines.push({ level: 'warn', msg, obj: obj as Record<string, unknown> }) },
+    info: (obj: object, msg = '') => { lines.push({ level: 'info', msg, obj: obj as Record<string, unknown> }) }
   }
   let now = 1_000_000
   const tracker = new OutageTracker({ log, summaryEveryMs: 10_000, now: () => now })
