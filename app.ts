@@ -23,7 +23,7 @@ import type { Config } from './config.js'
 import type { Dynamo } from './storage/client.js'
 import type { Predictor } from './ingest/service.js'
 import type { SensorReader } from './collector/reader.js'
-import { quote } from './http/errors.js'
+import { quote } from './http/quote.js'
 import { checkWritten, numericFields } from './http/query-numbers.js'
 
 const here = fileURLToPath(new URL('.', import.meta.url))

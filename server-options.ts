@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { LogController, type FastifyError, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import type { Config } from './config.js'
-import { quote } from './http/errors.js'
+import { quote } from './http/quote.js'
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 

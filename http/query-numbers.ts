@@ -3,7 +3,8 @@
 // (and lets `Infinity` past `maximum`), so every route whose schema declares a numeric parameter
 // gets this check before validation, driven by that schema: a new route is covered as it is declared.
 
-import { BadRequestError, quote } from './errors.js'
+import createError from 'http-errors'
+import { quote } from './quote.js'
 
 type Kind = 'integer' | 'number'
 /** per request part (querystring, params, headers): the numeric properties and their kind */
@@ -65,7 +66,7 @@ export function checkWritten (fields: NumericFields, request: { query?: unknown,
         if (typeof one !== 'string') continue
         if (!(kind === 'integer' ? INTEGER : NUMBER).test(one)) {
           const as = kind === 'integer' ? 'an integer in plain decimal digits, e.g. 100' : 'a number in plain decimal notation, e.g. 2.5'
-          throw new BadRequestError(`${part}/${name} must be ${as} (got ${quote(one)})`)
+          throw new createError.BadRequest(`${part}/${name} must be ${as} (got ${quote(one)})`)
         }
       }
     }

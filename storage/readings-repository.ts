@@ -7,6 +7,7 @@ import { DEVICE_ID_PATTERN } from '../schemas/devices.js'
 import { ALL_INDEX, READING_SK_RANGE, STATUS_SK, TTL_ATTRIBUTE, claimSk, readingSk } from './table.js'
 import { InvalidCursorError, StorageUnavailableError } from './errors.js'
 import { isUnavailable } from './outage.js'
+import pLimit from 'p-limit'
 
 export interface StatusRecord {
   device: string
@@ -117,15 +118,10 @@ function bounds (options: ListOptions, start?: { sk: string }): { lo: string, hi
   return { lo, hi }
 }
 
+/** `fn` over `items`, at most `concurrency` at once (p-limit); rejects with the first failure. */
 async function mapLimit<T> (items: T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const item = items[next++] as T
-      await fn(item)
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker))
+  const limit = pLimit(Math.max(1, concurrency))
+  await Promise.all(items.map(async item => await limit(async () => await fn(item))))
 }
 
 /**

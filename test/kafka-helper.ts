@@ -1,6 +1,4 @@
 import { randomUUID } from 'node:crypto'
-import { once } from 'node:events'
-import { createServer } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import rdkafka from 'node-rdkafka'
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
@@ -97,14 +95,10 @@ export async function waitUntil (fn: () => Promise<boolean>, timeoutMs: number, 
   return false
 }
 
+/** A free loopback port: the one helper (tools/kafka-broker.mjs freePorts), for tests and tools alike. */
 export async function freePort (): Promise<number> {
-  const srv = createServer()
-  srv.listen(0, '127.0.0.1')
-  await once(srv, 'listening')
-  const { port } = srv.address() as { port: number }
-  srv.close()
-  await once(srv, 'close')
-  return port
+  const { freePorts } = await import(new URL('../../tools/kafka-broker.mjs', import.meta.url).href) as { freePorts: (n: number) => Promise<number[]> }
+  return (await freePorts(1))[0]!
 }
 
 export function readings (device: string, n: number, startMs = Date.now() - n * 1000): Array<Record<string, unknown>> {

@@ -10,7 +10,7 @@ import { ErrorSchema } from '../../schemas/common.js'
 import { parseTime } from '../../ingest/time.js'
 import { acceptsGzip } from '../../http/accept-encoding.js'
 import { noneMatch } from '../../http/conditional.js'
-import { BadRequestError, NotFoundError } from '../../http/errors.js'
+import createError from 'http-errors'
 import type { StatusRecord } from '../../storage/readings-repository.js'
 import type { CachedPage } from '../../plugins/app/history-cache.js'
 import { prepared, type Prepared } from '../../http/prepared.js'
@@ -35,15 +35,15 @@ function timeBounds (query: ListQuery): { from?: string, to?: string } {
     const text = query[key]
     if (text === undefined) continue
     const parsed = parseTime(text)
-    if (parsed === null) throw new BadRequestError(`querystring/${key} must be an ISO 8601 date or date-time from 1970 to 9999`)
+    if (parsed === null) throw new createError.BadRequest(`querystring/${key} must be an ISO 8601 date or date-time from 1970 to 9999`)
     // A bare date as `to` means the whole day.
     const at = key === 'to' && /^\d{4}-\d{2}-\d{2}$/.test(text) ? parsed.ms + 86_399_999 : parsed.ms
     // 9999-12-31T23:00-14:00 is in year 10000, whose ISO form (+010000-…) would not sort as a time.
-    if (at > TIME_MAX_MS) throw new BadRequestError(`querystring/${key} must not be after ${READING_TIME_MAX}`)
+    if (at > TIME_MAX_MS) throw new createError.BadRequest(`querystring/${key} must not be after ${READING_TIME_MAX}`)
     ms[key] = at
     out[key] = new Date(at).toISOString()
   }
-  if (ms.from !== undefined && ms.to !== undefined && ms.from > ms.to) throw new BadRequestError('querystring/from must not be after querystring/to')
+  if (ms.from !== undefined && ms.to !== undefined && ms.from > ms.to) throw new createError.BadRequest('querystring/from must not be after querystring/to')
   return out
 }
 
@@ -186,7 +186,7 @@ export default async function devices (fastifyBase: FastifyInstance) {
   })
 
   function sendStatus (request: FastifyRequest, reply: FastifyReply, device: string, record: StatusRecord | null, serialize: Serialize): void {
-    if (record === null) throw new NotFoundError(`No readings for device "${device}"`)
+    if (record === null) throw new createError.NotFound(`No readings for device "${device}"`)
     replyWith(reply, statusAnswer(record, request.headers, serialize))
   }
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
-import { createServer } from 'node:net'
 import t from 'tap'
 import { runCli } from '../collector-helper.js'
+import { freePort } from '../kafka-helper.js'
 import Kafka from 'node-rdkafka'
 import type { Message } from 'node-rdkafka'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
@@ -37,15 +37,6 @@ async function consume (topic: string, count: number, timeoutMs = 30_000): Promi
     await new Promise<void>(resolve => { consumer.disconnect(() => { resolve() }) })
   }
   return messages
-}
-
-function freePort (): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => { if (address !== null && typeof address === 'object') resolve(address.port); else reject(new Error('no port')) })
-    })
-  })
 }
 
 t.test('the CLI publishes one reading keyed by the device id', { skip: noBroker }, async t => {

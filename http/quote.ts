@@ -1,21 +1,4 @@
-// Errors of a request the client can correct, and how client input is echoed in any error message.
-
-export class BadRequestError extends Error {
-  readonly statusCode = 400
-  constructor (message: string) {
-    super(message)
-    this.name = 'BadRequestError'
-  }
-}
-
-export class NotFoundError extends Error {
-  readonly statusCode = 404
-  constructor (message: string) {
-    super(message)
-    this.name = 'NotFoundError'
-  }
-}
-
+// How client input is echoed in an error message (the errors themselves are http-errors').
 /**
  * A short, escaped excerpt of client input for an error message: at most `max` characters, quoted,
  * everything outside printable ASCII written as \uXXXX (nothing a client sent reaches a log or a
