@@ -188,8 +188,12 @@ async function main () {
   }
   const tap = path.join(root, 'node_modules', '.bin', 'tap')
   const args = [
-    '--disable-coverage',
-    '--allow-empty-coverage',
+    // Coverage of the service's code (source-mapped to the .ts files), printed as a summary; the
+    // tools, the tests and dependencies are not counted. COVERAGE=0 turns it off.
+    ...(process.env.COVERAGE === '0'
+      ? ['--disable-coverage', '--allow-empty-coverage']
+      : ['--allow-incomplete-coverage', '--coverage-report=text-summary', '--coverage-report=text',
+          '--coverage-exclude=build/tools/**', '--coverage-exclude=build/test/**', '--coverage-exclude=tools/**', '--coverage-exclude=test/**']),
     '--timeout=300',
     `--jobs=${process.env.TAP_JOBS || 2}`,
     ...extra,
