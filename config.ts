@@ -79,7 +79,8 @@ export function deviceNameFromHost (host = hostname()): string {
 
 /** What a setting must be, from its schema, in the words an operator reads. */
 function explain (schema: TSchema | undefined, fallback: string): string {
-  const s = schema as (TSchema & { anyOf?: Array<{ const?: unknown }>, pattern?: string, minimum?: number, maximum?: number, exclusiveMinimum?: number }) | undefined
+  type Described = TSchema & { anyOf?: Array<{ const?: unknown }>, pattern?: string, minimum?: number, maximum?: number, exclusiveMinimum?: number }
+  const s = schema as Described | undefined
   if (s?.anyOf?.every(b => b.const !== undefined) === true) return `must be one of ${s.anyOf.map(b => String(b.const)).join(', ')}`
   if (s?.pattern !== undefined) return `must match ${s.pattern}`
   if (s?.type === 'integer' || s?.type === 'number') {

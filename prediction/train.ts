@@ -418,7 +418,9 @@ function logLoss (model: FittedModel, x: readonly number[], y: 0 | 1): number {
  * The L2 penalty of `grid` with the lowest pooled validation log-loss over stratified k-fold cross-validation
  * (each fold standardised on its own training part). Ties go to the stronger penalty.
  */
-export function chooseL2 (x: readonly number[][], y: ReadonlyArray<0 | 1>, seed: number, grid: readonly number[] = L2_GRID, folds = CV_FOLDS): { l2: number, cvLogLoss: number } {
+export function chooseL2 (
+  x: readonly number[][], y: ReadonlyArray<0 | 1>, seed: number, grid: readonly number[] = L2_GRID, folds = CV_FOLDS
+): { l2: number, cvLogLoss: number } {
   const fold = stratifiedFolds(y, folds, seed)
   let best = { l2: grid[0]!, cvLogLoss: Number.POSITIVE_INFINITY }
   for (const l2 of grid) {

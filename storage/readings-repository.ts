@@ -283,7 +283,12 @@ export class ReadingsRepository {
           mine.push(key)
           const item: Record<string, unknown> = { ...reading, sk, [ALL_INDEX.hash]: ALL_INDEX.value }
           const claimItem: Record<string, unknown> = {
-            device: reading.device, sk: claimSk(reading.uuid), reading_sk: sk, content_hash: hash, prediction: reading.prediction, probability: reading.probability
+            device: reading.device,
+            sk: claimSk(reading.uuid),
+            reading_sk: sk,
+            content_hash: hash,
+            prediction: reading.prediction,
+            probability: reading.probability
           }
           if (expires !== undefined) item[TTL_ATTRIBUTE] = claimItem[TTL_ATTRIBUTE] = expires
           byKey.set(`${reading.device}\u0000${sk}`, item)

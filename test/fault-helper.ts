@@ -106,7 +106,9 @@ export async function midStream (p: rdkafka.HighLevelProducer, topic: string, de
  * Publishes one reading newer than the stream and measures the time from `since` until the device's
  * status shows it (so: until the service has stored it). Infinity when it is not seen within `timeoutMs`.
  */
-export async function resumeTime (p: rdkafka.HighLevelProducer, topic: string, device: string, base: string, since: number, timeoutMs = 60_000): Promise<{ ms: number, uuid: string }> {
+export async function resumeTime (
+  p: rdkafka.HighLevelProducer, topic: string, device: string, base: string, since: number, timeoutMs = 60_000
+): Promise<{ ms: number, uuid: string }> {
   const [probe] = readings(device, 1, Date.now())
   const uuid = probe!.uuid as string
   await produce(p, topic, probe!, uuid)

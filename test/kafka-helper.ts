@@ -21,7 +21,9 @@ export async function producer (t: Teardown, bootstrap = brokers!, config: Recor
   return p
 }
 
-export async function produce (p: rdkafka.HighLevelProducer, topic: string, value: Buffer | string | object, key: string | null = null, headers?: rdkafka.MessageHeader[]): Promise<void> {
+export async function produce (
+  p: rdkafka.HighLevelProducer, topic: string, value: Buffer | string | object, key: string | null = null, headers?: rdkafka.MessageHeader[]
+): Promise<void> {
   const buf = Buffer.isBuffer(value) ? value : Buffer.from(typeof value === 'string' ? value : JSON.stringify(value))
   await new Promise<void>((resolve, reject) => {
     const cb = (err: unknown): void => { if (err != null) reject(err instanceof Error ? err : new Error(String(err))); else resolve() }
@@ -30,7 +32,9 @@ export async function produce (p: rdkafka.HighLevelProducer, topic: string, valu
   })
 }
 
-export async function produceMany (p: rdkafka.HighLevelProducer, topic: string, values: object[], keyOf: (v: object) => string | null = () => null): Promise<void> {
+export async function produceMany (
+  p: rdkafka.HighLevelProducer, topic: string, values: object[], keyOf: (v: object) => string | null = () => null
+): Promise<void> {
   const chunk = 1000
   for (let i = 0; i < values.length; i += chunk) {
     await Promise.all(values.slice(i, i + chunk).map(v => produce(p, topic, v, keyOf(v))))
@@ -69,7 +73,8 @@ export async function committedTotal (topic: string, group: string, partitions =
   await new Promise<void>((resolve, reject) => c.connect({ timeout: 15_000 }, err => { if (err != null) reject(err); else resolve() }))
   try {
     const offsets = await new Promise<rdkafka.TopicPartitionOffset[]>((resolve, reject) => {
-      c.committed(Array.from({ length: partitions }, (_, partition) => ({ topic, partition })), 10_000, (err, tp) => { if (err != null) reject(err); else resolve(tp) })
+      const asked = Array.from({ length: partitions }, (_, partition) => ({ topic, partition }))
+      c.committed(asked, 10_000, (err, tp) => { if (err != null) reject(err); else resolve(tp) })
     })
     return offsets.reduce((sum, o) => sum + (o.offset >= 0 ? o.offset : 0), 0)
   } finally {

@@ -6,7 +6,8 @@ import { describe, N, midStream, resumeTime, scenario, settle, startService } fr
 
 interface BrokerModule {
   testBrokerFromEnv: () => unknown
-  startBroker: (o: { port: number, controllerPort: number, dataDir: string, log?: (m: string) => void }) => Promise<{ brokers: string, pid: number, stop: () => Promise<void> }>
+  startBroker: (o: { port: number, controllerPort: number, dataDir: string, log?: (m: string) => void }) =>
+  Promise<{ brokers: string, pid: number, stop: () => Promise<void> }>
 }
 
 const brokerModule = await import(new URL('../../../tools/kafka-broker.mjs', import.meta.url).href) as BrokerModule

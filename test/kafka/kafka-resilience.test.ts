@@ -6,7 +6,8 @@ import {
 } from '../kafka-helper.js'
 
 interface BrokerModule {
-  startBroker: (o: { port: number, controllerPort: number, dataDir: string, log?: (m: string) => void }) => Promise<{ brokers: string, stop: () => Promise<void> }>
+  startBroker: (o: { port: number, controllerPort: number, dataDir: string, log?: (m: string) => void }) =>
+  Promise<{ brokers: string, stop: () => Promise<void> }>
 }
 
 const N = 4000

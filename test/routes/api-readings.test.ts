@@ -34,7 +34,14 @@ t.test('a Raspberry Pi reading carries its decoded throttled flags', async t => 
   await app.ingest.ingest([piReading({ throttled: '0x50005' })])
   const [r] = (await app.inject('/devices/raspberry')).json()
   t.equal(r.throttled, '0x50005')
-  t.match(r.throttled_flags, { under_voltage: true, throttled: true, arm_frequency_capped: false, under_voltage_occurred: true, throttled_occurred: true, soft_temperature_limit_occurred: false })
+  t.match(r.throttled_flags, {
+    under_voltage: true,
+    throttled: true,
+    arm_frequency_capped: false,
+    under_voltage_occurred: true,
+    throttled_occurred: true,
+    soft_temperature_limit_occurred: false
+  })
   t.equal(r.prediction, 1, 'throttled now is ground truth for stressed')
 })
 
