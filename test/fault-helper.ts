@@ -2,6 +2,7 @@
 // broker, the service process, and the figures every scenario asserts, counted through the HTTP API.
 import { setTimeout as sleep } from 'node:timers/promises'
 import type rdkafka from 'node-rdkafka'
+import type { Test } from 'tap'
 import { spawnServer, uniqueTable, type ServerProcess } from './helper.js'
 import { freePort, produce, readings, unique } from './kafka-helper.js'
 
@@ -165,4 +166,12 @@ export async function settle (base: string, device: string, expected: string[], 
 export function describe (name: string, f: Figures, resume: Record<string, number>): string {
   const times = Object.entries(resume).map(([k, ms]) => `${k} ${Number.isFinite(ms) ? `${(ms / 1000).toFixed(2)} s` : 'never'}`).join(', ')
   return `fault ${name}: ${f.readings} readings, ${f.stored} served, lost ${f.lost}, duplicated ${f.duplicated}, unexpected ${f.unexpected}; resume: ${times}`
+}
+
+/** The fault suite's verdict on a run: its figures printed, and 0 lost, 0 duplicated, nothing unexpected. */
+export function exactlyOnce (t: Test, name: string, f: Figures, resume: Record<string, number>): void {
+  t.comment(describe(name, f, resume))
+  t.equal(f.lost, 0, 'no reading lost')
+  t.equal(f.duplicated, 0, 'no reading duplicated')
+  t.equal(f.unexpected, 0, 'nothing served that was not published')
 }
