@@ -595,6 +595,18 @@ t.test('maxEntries: past it the entry read longest ago goes; an entry read again
   t.same(['b', 'd', 'e'].map(d => service.peek(d)?.at), [T0 + 4, T0 + 3, T0 + 4])
 })
 
+t.test('maxEntries holds for statuses written here too', async t => {
+  const { repo, service } = setup({ maxEntries: 2 })
+  await service.record('a')
+  service.observe([reading('b', T0, 1), reading('c', T0, 2), reading('d', T0, 3)])
+  t.equal(service.peek('a'), undefined, 'a (read first) went')
+  t.equal(service.peek('b'), undefined, 'b went')
+  t.same(['c', 'd'].map(d => service.peek(d)?.record?.uuid), [uuid(2), uuid(3)], 'the two written last are kept')
+  service.observe([reading('c', T0 + 1, 4)])
+  t.equal(service.peek('d')?.record?.uuid, uuid(3), 'a write to a kept entry makes no room')
+  t.equal(repo.calls.length, 1)
+})
+
 t.test('age: tenths of a second, rounded; stale strictly past staleAfterSeconds', async t => {
   const { clock, service } = setup({ staleAfterSeconds: 60 })
   clock.now = T0 + 100_000
