@@ -63,7 +63,8 @@ export class PageCache<V> {
   private readonly now: () => number
   private readonly revisions: RevisionSource
   private readonly entries = new Map<string, Entry<V>>()
-  private readonly inflight = new Map<string, Promise<V>>()
+  /** reads on their way, by page, with the device's generation when they started */
+  private readonly inflight = new Map<string, { gen: number, promise: Promise<V> }>()
   private readonly byDevice = new Map<string, Set<string>>()
   /** bumped when this process stores readings of a device: a read that started before is not kept */
   private readonly generation = new Map<string, number>()
@@ -113,12 +114,17 @@ export class PageCache<V> {
   }
 
   private async refresh (device: string, full: string, load: () => Promise<V>): Promise<V> {
+    const gen = this.generation.get(device) ?? 0
     let pending = this.inflight.get(full)
-    if (pending === undefined) {
-      pending = this.revalidate(device, full, load).finally(() => this.inflight.delete(full))
+    // A read that started before this process stored readings of the device may miss them: not joined.
+    if (pending === undefined || pending.gen !== gen) {
+      const promise: Promise<V> = this.revalidate(device, full, load).finally(() => {
+        if (this.inflight.get(full)?.promise === promise) this.inflight.delete(full)
+      })
+      pending = { gen, promise }
       this.inflight.set(full, pending)
     }
-    return await pending
+    return await pending.promise
   }
 
   private async revalidate (device: string, full: string, load: () => Promise<V>): Promise<V> {

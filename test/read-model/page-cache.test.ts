@@ -372,6 +372,33 @@ t.test('a load that started before invalidate is answered to its waiters but not
   t.same(cache.size, { entries: 0, bytes: 0 })
 })
 
+t.test('a request made after invalidate does not join a load that started before it', async t => {
+  const { revisions, cache } = setup()
+  revisions.table.set('pc1', 'r1')
+  const key = pageKey('pc1', '100||')
+  const first = deferred<string>()
+  const second = deferred<string>()
+  let loads = 0
+  const load = async (): Promise<string> => { loads++; return await (loads === 1 ? first : second).promise }
+  const before = cache.get(key, load)
+  await turn()
+  t.equal(loads, 1, 'a load on its way')
+  cache.invalidate(['pc1']) // this process stored a reading of pc1: the load may have missed it
+  revisions.table.set('pc1', 'r2')
+  const after = cache.get(key, load)
+  await turn()
+  t.equal(loads, 2, 'a request made after the write: a load of its own, which sees the write')
+  first.resolve('before the write')
+  t.equal(await before, 'before the write', 'the request made before the write gets the load it asked for')
+  const later = cache.get(key, load)
+  await turn()
+  t.equal(loads, 2, 'the earlier load ending did not end the later one\'s single flight: a later request joins it')
+  second.resolve('after the write')
+  t.equal(await after, 'after the write')
+  t.equal(await later, 'after the write')
+  t.equal(cache.peek(key, load), 'after the write', 'and it is the one kept')
+})
+
 t.test('memory budget: past maxBytes the page read longest ago goes first', async t => {
   const { clock, revisions, cache } = setup({ maxBytes: 100 })
   const keys = ['p', 'q', 'r', 's'].map(device => { revisions.table.set(device, 'r1'); return pageKey(device, '100||') })
