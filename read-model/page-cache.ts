@@ -68,6 +68,11 @@ export class PageCache<V> {
   private readonly byDevice = new Map<string, Set<string>>()
   /** bumped when this process stores readings of a device: a read that started before is not kept */
   private readonly generation = new Map<string, number>()
+  /**
+   * generations are numbered across devices: one forgotten (past maxEntries: read as 0) is never
+   * given again, so a read that started before an invalidation never sees its generation again
+   */
+  private generations = 0
 
   constructor (options: PageCacheOptions<V>) {
     this.ttlMs = options.ttlMs
@@ -180,7 +185,7 @@ export class PageCache<V> {
   invalidate (devices: Iterable<string>): void {
     for (const device of devices) {
       if (this.generation.size >= this.maxEntries) this.generation.clear()
-      this.generation.set(device, (this.generation.get(device) ?? 0) + 1)
+      this.generation.set(device, ++this.generations)
       for (const key of [...this.byDevice.get(device) ?? []]) this.drop(key)
     }
   }

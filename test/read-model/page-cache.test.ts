@@ -399,6 +399,24 @@ t.test('a request made after invalidate does not join a load that started before
   t.equal(cache.peek(key, load), 'after the write', 'and it is the one kept')
 })
 
+t.test('a load on its way when the device is invalidated is not kept, however many devices were invalidated meanwhile', async t => {
+  // maxEntries also bounds the invalidation marks: past it they are forgotten, which must not
+  // make a device invalidated during a load look as it was when the load started.
+  const { revisions, cache } = setup({ maxEntries: 2 })
+  for (const device of ['a', 'b', 'c']) revisions.table.set(device, 'r1')
+  cache.invalidate(['a']) // a reading of a stored earlier
+  const key = pageKey('a', '100||')
+  const slow = deferred<string>()
+  const pending = cache.get(key, async () => await slow.promise)
+  await turn()
+  cache.invalidate(['b'])
+  cache.invalidate(['c']) // the marks are full: forgotten
+  cache.invalidate(['a']) // a reading of a stored while its page was read
+  slow.resolve('before the write')
+  t.equal(await pending, 'before the write')
+  t.equal(cache.peek(key, async () => 'x'), undefined, 'not kept: it may miss the reading')
+})
+
 t.test('memory budget: past maxBytes the page read longest ago goes first', async t => {
   const { clock, revisions, cache } = setup({ maxBytes: 100 })
   const keys = ['p', 'q', 'r', 's'].map(device => { revisions.table.set(device, 'r1'); return pageKey(device, '100||') })
