@@ -63,10 +63,16 @@ export class PageCache<V> {
   private readonly now: () => number
   private readonly revisions: RevisionSource
   private readonly entries = new Map<string, Entry<V>>()
-  private readonly inflight = new Map<string, Promise<V>>()
+  /** reads on their way, by page, with the device's generation when they started */
+  private readonly inflight = new Map<string, { gen: number, promise: Promise<V> }>()
   private readonly byDevice = new Map<string, Set<string>>()
   /** bumped when this process stores readings of a device: a read that started before is not kept */
   private readonly generation = new Map<string, number>()
+  /**
+   * generations are numbered across devices: one forgotten (past maxEntries: read as 0) is never
+   * given again, so a read that started before an invalidation never sees its generation again
+   */
+  private generations = 0
 
   constructor (options: PageCacheOptions<V>) {
     this.ttlMs = options.ttlMs
@@ -113,12 +119,17 @@ export class PageCache<V> {
   }
 
   private async refresh (device: string, full: string, load: () => Promise<V>): Promise<V> {
+    const gen = this.generation.get(device) ?? 0
     let pending = this.inflight.get(full)
-    if (pending === undefined) {
-      pending = this.revalidate(device, full, load).finally(() => this.inflight.delete(full))
+    // A read that started before this process stored readings of the device may miss them: not joined.
+    if (pending === undefined || pending.gen !== gen) {
+      const promise: Promise<V> = this.revalidate(device, full, load).finally(() => {
+        if (this.inflight.get(full)?.promise === promise) this.inflight.delete(full)
+      })
+      pending = { gen, promise }
       this.inflight.set(full, pending)
     }
-    return await pending
+    return await pending.promise
   }
 
   private async revalidate (device: string, full: string, load: () => Promise<V>): Promise<V> {
@@ -174,7 +185,7 @@ export class PageCache<V> {
   invalidate (devices: Iterable<string>): void {
     for (const device of devices) {
       if (this.generation.size >= this.maxEntries) this.generation.clear()
-      this.generation.set(device, (this.generation.get(device) ?? 0) + 1)
+      this.generation.set(device, ++this.generations)
       for (const key of [...this.byDevice.get(device) ?? []]) this.drop(key)
     }
   }

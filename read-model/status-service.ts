@@ -170,13 +170,17 @@ export class StatusService {
     // revision is the same item: keep the object, and with it the answers made from it.
     if (current?.record != null && (record === null || newer(current.record, record) || sameRevision(current.record, record))) record = current.record
     if (current !== undefined) this.cache.delete(device)
-    else if (this.cache.size >= this.maxEntries) {
-      const oldest = this.cache.keys().next().value
-      if (oldest !== undefined) this.cache.delete(oldest)
-    }
+    else this.makeRoom()
     const entry: Entry = { record, at, usedAt: current?.usedAt ?? 0 }
     this.cache.set(device, entry)
     return entry
+  }
+
+  /** Past maxEntries the entry read longest ago goes (for a device not kept yet). */
+  private makeRoom (): void {
+    if (this.cache.size < this.maxEntries) return
+    const oldest = this.cache.keys().next().value
+    if (oldest !== undefined) this.cache.delete(oldest)
   }
 
   /** Applies readings this process has just stored. */
@@ -196,7 +200,10 @@ export class StatusService {
         ...(r.throttled_flags !== undefined ? { throttled_flags: r.throttled_flags } : {})
       }
       if (entry !== undefined) entry.record = record
-      else this.cache.set(r.device, { record, at: this.now(), usedAt: 0 })
+      else {
+        this.makeRoom()
+        this.cache.set(r.device, { record, at: this.now(), usedAt: 0 })
+      }
     }
   }
 
