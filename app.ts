@@ -12,7 +12,7 @@ import schemas from './plugins/app/schemas.js'
 import health from './plugins/app/health.js'
 import dynamodb from './plugins/app/dynamodb.js'
 import readings from './plugins/app/readings.js'
-import status from './plugins/app/status.js'
+import statusCache from './plugins/app/status-cache.js'
 import historyCache from './plugins/app/history-cache.js'
 import predictor from './plugins/app/predictor.js'
 import ingest from './plugins/app/ingest.js'
@@ -51,7 +51,7 @@ export const ROLES: Record<Config['ROLE'], { plugins: Plugin[], routes: string[]
   api: {
     plugins: [
       env, schemas, swagger, health, dynamodb,
-      readings, status, historyCache
+      readings, statusCache, historyCache
     ],
     routes: ['root', 'devices', 'health']
   },
@@ -65,7 +65,7 @@ export const ROLES: Record<Config['ROLE'], { plugins: Plugin[], routes: string[]
   all: {
     plugins: [
       env, schemas, swagger, health, dynamodb,
-      readings, status, historyCache, predictor,
+      readings, statusCache, historyCache, predictor,
       ingest, liveReadModel, collector, kafkaConsumer
     ],
     routes: ['root', 'devices', 'health']

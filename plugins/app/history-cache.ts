@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { PageCache } from '../../read-model/page-cache.js'
+import { HistoryCache } from '../../read-model/history-cache.js'
 import type { Prepared } from '../../http/prepared.js'
 
 /** A first page's answers as the route sends them: made (serialised, gzip-coded) once per read, not once per request. */
@@ -15,15 +15,15 @@ export interface CachedPage {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    historyCache: PageCache<CachedPage>
+    historyCache: HistoryCache<CachedPage>
   }
 }
 
 export default fp(async function historyCache (fastify: FastifyInstance) {
-  fastify.decorate('historyCache', new PageCache<CachedPage>({
+  fastify.decorate('historyCache', new HistoryCache<CachedPage>({
     ttlMs: fastify.config.HISTORY_CACHE_TTL_MS,
-    revisions: fastify.statuses,
+    revisions: fastify.statusCache,
     maxBytes: fastify.config.HISTORY_CACHE_MB * 1024 * 1024,
     sizeOf: page => (page.identity.body?.length ?? 0) + (page.gzip?.body?.length ?? 0) + 600
   }))
-}, { name: 'history-cache', dependencies: ['env', 'status'] })
+}, { name: 'history-cache', dependencies: ['env', 'status-cache'] })

@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify'
 // API tasks learn of them from the table (the batched status read and its revision).
 export default fp(async function liveReadModel (fastify: FastifyInstance) {
   fastify.ingest.onStored(readings => {
-    fastify.statuses.observe(readings)
+    fastify.statusCache.observe(readings)
     fastify.historyCache.invalidate(new Set(readings.map(r => r.device)))
   })
-}, { name: 'live-read-model', dependencies: ['ingest', 'status', 'history-cache'] })
+}, { name: 'live-read-model', dependencies: ['ingest', 'status-cache', 'history-cache'] })

@@ -14,7 +14,7 @@ import createError from 'http-errors'
 import type { StatusRecord } from '../../storage/readings-repository.js'
 import type { CachedPage } from '../../plugins/app/history-cache.js'
 import { prepared, type Prepared } from '../../http/prepared.js'
-import { pageKey } from '../../read-model/page-cache.js'
+import { pageKey } from '../../read-model/history-cache.js'
 import { READING_TIME_MAX } from '../../storage/table.js'
 
 const error = (description: string) => Type.Ref(ErrorSchema, { description })
@@ -177,12 +177,12 @@ export default async function devices (fastifyBase: FastifyInstance) {
     const { device } = request.params
     const serialize = serializeStatus ??= reply.getSerializationFunction('200') as Serialize
     // Not async: a status in memory (the pollers' case) is answered without a promise.
-    const hit = fastify.statuses.peek(device)
+    const hit = fastify.statusCache.peek(device)
     if (hit !== undefined) {
       sendStatus(request, reply, device, hit.record, serialize)
       return
     }
-    return fastify.statuses.record(device).then(record => { sendStatus(request, reply, device, record, serialize) })
+    return fastify.statusCache.record(device).then(record => { sendStatus(request, reply, device, record, serialize) })
   })
 
   function sendStatus (request: FastifyRequest, reply: FastifyReply, device: string, record: StatusRecord | null, serialize: Serialize): void {
@@ -199,10 +199,10 @@ export default async function devices (fastifyBase: FastifyInstance) {
   function statusAnswer (record: StatusRecord, headers: IncomingHttpHeaders, serialize: Serialize): Prepared {
     let answer = answers.get(record)
     const ms = answer?.ms ?? Date.parse(record.loading_datetime)
-    const age = fastify.statuses.age(ms)
+    const age = fastify.statusCache.age(ms)
     const { tenths, stale } = age
     if (answer === undefined || answer.tenths !== tenths || answer.stale !== stale) {
-      const status = fastify.statuses.toStatus(record, age)
+      const status = fastify.statusCache.toStatus(record, age)
       // The ETag names the reading (and staleness), not the body: age_seconds changes every tenth.
       const etag = `W/"${status.uuid}${status.stale ? '-stale' : ''}"`
       const common = { etag, 'cache-control': 'no-cache' }

@@ -6,7 +6,7 @@ import { brokers, noBroker, unique } from '../kafka-helper.js'
 // What a role serves is asked over its HTTP interface; what it does not build is looked for on the
 // instance (a decorator it never made) and in /health's components.
 
-const READ_SIDE = ['statuses', 'historyCache']
+const READ_SIDE = ['statusCache', 'historyCache']
 const WRITE_SIDE = ['ingest', 'predictor', 'kafkaConsumer']
 
 async function serves (app: Awaited<ReturnType<typeof build>>, url: string): Promise<number> {

@@ -38,7 +38,7 @@ async function ceilings (instance: FastifyInstance): Promise<void> {
     const record = (await fastify.readings.getStatuses([device])).get(device) ?? null
     if (page.items.length === 100 && record !== null) {
       lists[flavour] = page.items
-      statuses[flavour] = fastify.statuses.toStatus(record)
+      statuses[flavour] = fastify.statusCache.toStatus(record)
       continue
     }
     const rnd = lcg(i + 1)
@@ -46,7 +46,7 @@ async function ceilings (instance: FastifyInstance): Promise<void> {
     // newest first, as the history route answers
     const readings: Reading[] = Array.from({ length: 100 }, (_, k) => toReading(rawReading(device, end - k * 1000, rnd)))
     lists[flavour] = readings.map(itemOf)
-    statuses[flavour] = fastify.statuses.toStatus(readings[0]!)
+    statuses[flavour] = fastify.statusCache.toStatus(readings[0]!)
   }
 
   instance.get('/:device/status', {

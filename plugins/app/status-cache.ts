@@ -1,16 +1,16 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { StatusService } from '../../read-model/status-service.js'
+import { StatusCache } from '../../read-model/status-cache.js'
 import { StorageUnavailableError } from '../../storage/errors.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    statuses: StatusService
+    statusCache: StatusCache
   }
 }
 
 export default fp(async function status (fastify: FastifyInstance) {
-  fastify.decorate('statuses', new StatusService({
+  fastify.decorate('statusCache', new StatusCache({
     repository: fastify.readings,
     staleAfterSeconds: fastify.config.staleAfterSeconds,
     ttlMs: fastify.config.STATUS_CACHE_TTL_MS,
@@ -21,4 +21,4 @@ export default fp(async function status (fastify: FastifyInstance) {
       else fastify.log.warn({ err }, 'refreshing cached statuses failed')
     }
   }))
-}, { name: 'status', dependencies: ['readings'] })
+}, { name: 'status-cache', dependencies: ['readings'] })

@@ -1,6 +1,6 @@
-import type { Revision } from './status-service.js'
+import type { Revision } from './status-cache.js'
 
-/** Where the cache learns what the table says of a device (the status service). */
+/** Where the cache learns what the table says of a device (the status cache). */
 export interface RevisionSource {
   /** a read no older than the TTL if there is one, else as `fresh` */
   revision: (device: string) => Promise<Revision>
@@ -20,7 +20,7 @@ interface Entry<V> {
   size: number
 }
 
-export interface PageCacheOptions<V> {
+export interface HistoryCacheOptions<V> {
   ttlMs: number
   revisions: RevisionSource
   /** memory budget: the oldest pages go first when the sizes add up to more */
@@ -48,13 +48,13 @@ function revOf (revision: Revision): string | null | undefined {
  * First pages of device histories (anything derived from them: the route keeps the serialised
  * body). A page is read under the device's status revision, which changes whenever readings of
  * the device are stored (in order or late). After `ttlMs` the page is revalidated by the status
- * read the status service does anyway (one `BatchGetItem` for many devices) and read again only
+ * read the status cache does anyway (one `BatchGetItem` for many devices) and read again only
  * if the revision moved, so polling an unchanged history costs no query. Like statuses, a page
  * between one and two TTLs old is answered while it is revalidated: a page never reflects the
  * table as it was more than 2 × ttlMs ago. A device's pages are dropped as soon as this process
  * stores a reading of it. Pages behind a cursor are not cached (they are read once).
  */
-export class PageCache<V> {
+export class HistoryCache<V> {
   private readonly ttlMs: number
   private readonly maxEntries: number
   private readonly maxBytes: number
@@ -74,7 +74,7 @@ export class PageCache<V> {
    */
   private generations = 0
 
-  constructor (options: PageCacheOptions<V>) {
+  constructor (options: HistoryCacheOptions<V>) {
     this.ttlMs = options.ttlMs
     this.maxEntries = options.maxEntries ?? 10_000
     this.maxBytes = options.maxBytes ?? Infinity

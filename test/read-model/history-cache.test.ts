@@ -1,10 +1,10 @@
 import t from 'tap'
-import { PageCache, pageKey, type PageCacheOptions, type RevisionSource } from '../../read-model/page-cache.js'
-import { StatusService, type Revision } from '../../read-model/status-service.js'
+import { HistoryCache, pageKey, type HistoryCacheOptions, type RevisionSource } from '../../read-model/history-cache.js'
+import { StatusCache, type Revision } from '../../read-model/status-cache.js'
 import type { ReadingsRepository, StatusRecord } from '../../storage/readings-repository.js'
 
-// The history page cache's promises, with an injected clock (no sleeps), an in-memory revision
-// source standing for the status service (its reads counted) and loads that count themselves.
+// The history history cache's promises, with an injected clock (no sleeps), an in-memory revision
+// source standing for the status cache (its reads counted) and loads that count themselves.
 
 const T0 = Date.parse('2026-03-01T12:00:00.000Z')
 const TTL = 1000
@@ -33,11 +33,11 @@ function record (device: string, rev: string | undefined): StatusRecord {
   }
 }
 
-/** The status service as the cache sees it: each device's status revision in the table, reads counted. */
+/** The status cache as the cache sees it: each device's status revision in the table, reads counted. */
 class FakeRevisions implements RevisionSource {
   /** the device's revision: absent or null without a status, undefined for a status item without `rev` */
   readonly table = new Map<string, string | null | undefined>()
-  /** what `revision` answers instead of a new read (a read the status service still answers with) */
+  /** what `revision` answers instead of a new read (a read the status cache still answers with) */
   readonly kept = new Map<string, Revision>()
   readonly calls = { revision: [] as string[], fresh: [] as string[], touch: [] as string[] }
   /** reads fail with it */
@@ -64,7 +64,7 @@ class FakeRevisions implements RevisionSource {
     this.calls.touch.push(device)
   }
 
-  /** A status read made for someone else (a poller of the status), as the status service tells its listeners. */
+  /** A status read made for someone else (a poller of the status), as the status cache tells its listeners. */
   emit (device: string, revision: Revision): void {
     for (const listener of this.listeners) listener(device, revision)
   }
@@ -80,10 +80,10 @@ class FakeRevisions implements RevisionSource {
   }
 }
 
-function setup (options: Partial<PageCacheOptions<string>> = {}) {
+function setup (options: Partial<HistoryCacheOptions<string>> = {}) {
   let now = T0
   const revisions = new FakeRevisions(() => now)
-  const cache = new PageCache<string>({ ttlMs: TTL, revisions, now: () => now, sizeOf: page => page.length, ...options })
+  const cache = new HistoryCache<string>({ ttlMs: TTL, revisions, now: () => now, sizeOf: page => page.length, ...options })
   const clock = {
     get now () { return now },
     set now (ms: number) { now = ms }
@@ -280,12 +280,12 @@ t.test('pages of one device under other keys are kept apart', async t => {
 t.test('the status read a page was validated with is no revalidation: a new one is asked for', async t => {
   const { clock, revisions, cache } = setup()
   revisions.table.set('pc1', 'r1')
-  // The status service answers with a read of T0 (it is a TTL old: it refreshes it behind).
+  // The status cache answers with a read of T0 (it is a TTL old: it refreshes it behind).
   revisions.kept.set('pc1', revisions.revisionOf('pc1', T0))
   const key = pageKey('pc1', '100||')
   const pages = loader()
   await cache.get(key, pages.load)
-  t.same(revisions.calls.fresh, [], 'a first read takes what the status service has')
+  t.same(revisions.calls.fresh, [], 'a first read takes what the status cache has')
   clock.now = T0 + TTL
   cache.peek(key, pages.load)
   await turn()
@@ -464,7 +464,7 @@ t.test('a page larger than the whole budget is answered but not kept, and its ol
 t.test('without sizeOf pages weigh nothing: maxBytes never drops one', async t => {
   const revisions = new FakeRevisions(() => T0)
   revisions.table.set('pc1', 'r1')
-  const cache = new PageCache<string>({ ttlMs: TTL, revisions, maxBytes: 1, now: () => T0 })
+  const cache = new HistoryCache<string>({ ttlMs: TTL, revisions, maxBytes: 1, now: () => T0 })
   await cache.get(pageKey('pc1', '1'), async () => 'a long page')
   await cache.get(pageKey('pc1', '2'), async () => 'another long page')
   t.same(cache.size, { entries: 2, bytes: 0 })
@@ -541,9 +541,9 @@ t.test('ttlMs 0: every get loads, nothing is kept, no status is asked for', asyn
   t.same(revisions.calls, { revision: [], fresh: [], touch: [] })
 })
 
-// With the real status service as its source (a repository in memory): the pages of many devices
+// With the real status cache as its source (a repository in memory): the pages of many devices
 // are revalidated by one BatchGetItem per TTL, and cost no query while nothing changes.
-t.test('with the status service: pages of ten devices cost one batched status read per TTL and no load while nothing changes', async t => {
+t.test('with the status cache: pages of ten devices cost one batched status read per TTL and no load while nothing changes', async t => {
   let now = T0
   const table = new Map<string, StatusRecord>()
   const batches: string[][] = []
@@ -554,8 +554,8 @@ t.test('with the status service: pages of ten devices cost one batched status re
       return new Map(list.flatMap(d => { const r = table.get(d); return r === undefined ? [] : [[d, { ...r }] as const] }))
     }
   }
-  const statuses = new StatusService({ repository, staleAfterSeconds: 60, ttlMs: TTL, now: () => now })
-  const cache = new PageCache<string>({ ttlMs: TTL, revisions: statuses, now: () => now })
+  const statuses = new StatusCache({ repository, staleAfterSeconds: 60, ttlMs: TTL, now: () => now })
+  const cache = new HistoryCache<string>({ ttlMs: TTL, revisions: statuses, now: () => now })
   const devices = Array.from({ length: 10 }, (_, i) => `pc${i}`)
   for (const device of devices) table.set(device, record(device, 'r1'))
   const keys = devices.map(device => pageKey(device, '100||'))

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { StatusService, type Revision, type StatusServiceOptions } from '../../read-model/status-service.js'
+import { StatusCache, type Revision, type StatusCacheOptions } from '../../read-model/status-cache.js'
 import type { ReadingsRepository, StatusRecord } from '../../storage/readings-repository.js'
 import { StatusMessage, type Reading, type ThrottledFlags } from '../../schemas/readings.js'
 
@@ -97,11 +97,11 @@ class FakeRepository implements Pick<ReadingsRepository, 'getStatuses'> {
   }
 }
 
-function setup (options: Partial<StatusServiceOptions> = {}) {
+function setup (options: Partial<StatusCacheOptions> = {}) {
   let now = T0
   const repo = new FakeRepository()
   const refreshErrors: unknown[] = []
-  const service = new StatusService({
+  const service = new StatusCache({
     repository: repo,
     staleAfterSeconds: 60,
     ttlMs: TTL,

@@ -1,7 +1,7 @@
 import { StatusMessage, type Reading, type Status } from '../schemas/readings.js'
 import type { ReadingsRepository, StatusRecord } from '../storage/readings-repository.js'
 
-export interface StatusServiceOptions {
+export interface StatusCacheOptions {
   repository: Pick<ReadingsRepository, 'getStatuses'>
   staleAfterSeconds: number
   /** how long a status read from the table is served from memory; 0 disables the cache */
@@ -50,8 +50,8 @@ function waiter (): Waiter {
  * refreshed, so a status is never older than 2 × ttlMs; past that a request waits for the table
  * (and sees its error). Statuses written by this process apply at once (write-through).
  */
-export class StatusService {
-  private readonly repository: StatusServiceOptions['repository']
+export class StatusCache {
+  private readonly repository: StatusCacheOptions['repository']
   private readonly staleAfterMs: number
   private readonly ttlMs: number
   private readonly maxEntries: number
@@ -65,7 +65,7 @@ export class StatusService {
   private failing = false
   private readonly listeners: Array<(device: string, revision: Revision) => void> = []
 
-  constructor (options: StatusServiceOptions) {
+  constructor (options: StatusCacheOptions) {
     this.repository = options.repository
     this.staleAfterMs = options.staleAfterSeconds * 1000
     this.ttlMs = options.ttlMs
