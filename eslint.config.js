@@ -1,10 +1,26 @@
 import neostandard from 'neostandard'
+import globals from 'globals'
 
 export default [
   ...neostandard({
     ts: true,
     ignores: ['dist/**', 'build/**', 'node_modules/**', 'coverage/**', '.tap/**', 'data/**', 'deploy/.terraform/**']
   }),
+  {
+    // Long lines wrapped: code at most 160 columns (strings, templates, regexps and URLs may run on).
+    ignores: ['tools/bench/**', 'test/tools/bench-cli.test.ts'],
+    rules: {
+      '@stylistic/max-len': ['error', {
+        code: 160, ignoreUrls: true, ignoreStrings: true, ignoreTemplateLiterals: true, ignoreRegExpLiterals: true, ignoreComments: false
+      }]
+    }
+  },
+  {
+    // The dashboard's scripts run in the browser (served as they are from ui/).
+    files: ['ui/**/*.js'],
+    languageOptions: { globals: { ...globals.browser, uPlot: 'readonly' } },
+    rules: { 'new-cap': ['error', { newIsCapExceptions: ['uPlot'] }] }
+  },
   {
     // This test asserts Terraform interpolations such as "${var.region}" literally.
     files: ['test/deploy/deploy.test.ts'],
