@@ -21,10 +21,12 @@ function range () {
 function showStatus (status) {
   const el = document.getElementById('status')
   const state = stateOf(status)
+  const flags = status.throttled_flags ?? {}
+  const now = FLAGS.filter(flag => flags[flag] === true)
   const why = status.stale
     ? `No reading for ${formatAge(status.age_seconds)}: the device is not reporting.`
-    : status.source === 'hardware'
-      ? 'The device itself reports throttling (its throttled flags).'
+    : status.source === 'hardware' || now.length > 0
+      ? `The device itself reports throttling now: ${now.join(', ').replaceAll('_', ' ') || 'its throttled flags'}.`
       : `Predicted from its newest reading: probability ${formatNumber(status.probability, 3)} of being stressed (threshold 0.7).`
   const reasons = Array.isArray(status.reasons) && status.reasons.length > 0
     ? ` Main factors: ${status.reasons.map(r => `${r.field} ${formatNumber(r.value)}`).join(', ')}.`
