@@ -9,8 +9,10 @@ import { tempDir } from '../helper.js'
 import { ownCgroup } from '../../tools/bench/cgroup.js'
 
 // The bench's CLI: the choice of the service's Node.js (`--node`), through the start-up part only
-// (a few seconds), whose report names the Node.js that ran the service; and where the HTTP part's
-// server runs (a memory cgroup of the api task's size, or the host's memory), in quick mode.
+// (a few seconds), whose report names the Node.js that ran the service; and the HTTP part in quick
+// mode: its ratios to the ceilings and the floor, and where its server runs (a memory cgroup of
+// the api task's size, or the host's memory). The run itself fails when a ceiling does not go
+// through the same lifecycle as its real route (run.ts, sameLifecycle).
 
 const cli = fileURLToPath(new URL('../../tools/bench/run.js', import.meta.url))
 
@@ -24,7 +26,10 @@ function bench (args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
   })
 }
 
-interface Report { startup: { node: string, ready_ms: number }, context: { node: string, service_node: { version: string, source: string, fallback?: string } } }
+interface Report {
+  startup: { node: string, ready_ms: number }
+  context: { node: string, service_node: { version: string, source: string, fallback?: string } }
+}
 
 function report (run: Run): Report {
   if (run.code !== 0) throw new Error(`the bench exited ${run.code}: ${run.stderr.slice(-2000)}`)
@@ -82,9 +87,23 @@ t.test('the HTTP part: the server in a memory cgroup of the api task\'s size whe
     })
   })
   t.equal(run.code, 0, run.stderr.slice(-2000))
-  const r = JSON.parse(run.stdout) as { memory: { rss_mb_under_load: number, task_memory_mib: number | null, host_memory_reason?: string }, http: { status_floor_rps: number, history_floor_rps: number } }
+  const r = JSON.parse(run.stdout) as {
+    memory: { rss_mb_under_load: number, task_memory_mib: number | null, host_memory_reason?: string }
+    http: Record<string, number>
+    verdicts: Array<{ figure: string, value: number | null, verdict: string }>
+  }
   t.ok(r.memory.rss_mb_under_load > 0)
-  t.ok(r.http.status_floor_rps > 0 && r.http.history_floor_rps > 0, 'the floor answered both loads')
+  t.ok(r.http.status_floor_rps! > 0 && r.http.history_floor_rps! > 0, 'the floor answered both loads')
+  t.ok(r.http.ceiling_rps! > 0 && r.http.history_ceiling_rps! > 0, 'the ceilings answered both loads')
+  // each ratio is its round's real route over its reference (one round in quick mode)
+  t.equal(r.http.status_vs_floor, Math.round(r.http.status_rps! / r.http.status_floor_rps! * 1000) / 1000)
+  t.equal(r.http.history_vs_floor, Math.round(r.http.history_rps! / r.http.history_floor_rps! * 1000) / 1000)
+  t.equal(r.http.status_vs_ceiling, Math.round(r.http.status_rps! / r.http.ceiling_rps! * 1000) / 1000)
+  for (const figure of ['http.status_vs_floor', 'http.history_vs_floor', 'http.status_vs_ceiling', 'http.history_p99_ms', 'memory.rss_mb_under_load']) {
+    const row = r.verdicts.find(v => v.figure === figure)
+    t.match(row?.verdict, /^(pass|MISS)$/, `${figure} judged`)
+  }
+  t.equal(r.verdicts.find(v => v.figure === 'startup.ready_ms')?.verdict, '-', 'a part not run is not judged')
   if (r.memory.task_memory_mib !== null) {
     // the bench checks that the server saw the limit (process.constrainedMemory()) or fails
     t.equal(r.memory.task_memory_mib, taskMib, `in a cgroup of api_memory's default, ${taskMib} MiB`)
@@ -102,16 +121,11 @@ async function benchCgroups (): Promise<string[]> {
   return own === undefined ? [] : (await readdir(own.dir).catch(() => [])).filter(name => name.startsWith('sensors-bench-'))
 }
 
-t.test('--node=<path> that does not run: an error naming it, no report', async t => {
-  const missing = join(tmpdir(), 'no-such-dir', 'node')
-  const run = await bench([`--node=${missing}`])
-  t.equal(run.code, 1)
-  t.equal(run.stdout, '')
-  t.match(run.stderr, `${missing} --version`)
-})
-
-t.test('--node= without a value: usage', async t => {
-  const run = await bench(['--node='])
-  t.not(run.code, 0)
-  t.match(run.stderr, /--node: image, this or a path/)
+t.test('--node= anything but image or this: usage, no report', async t => {
+  for (const arg of ['--node=', `--node=${join(tmpdir(), 'no-such-dir', 'node')}`]) {
+    const run = await bench([arg])
+    t.equal(run.code, 1, arg)
+    t.equal(run.stdout, '')
+    t.match(run.stderr, /--node: image or this/)
+  }
 })

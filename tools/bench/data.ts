@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { IngestService } from '../../ingest/service.js'
 import { createPredictor } from '../../prediction/predictor.js'
-import { ALL_INDEX, readingSk } from '../../storage/table.js'
-import type { ReadingsRepository } from '../../storage/readings-repository.js'
+import { ALL_INDEX, claimSk, readingSk } from '../../storage/table.js'
+import { contentHash, type ReadingsRepository } from '../../storage/readings-repository.js'
 import type { Reading } from '../../schemas/readings.js'
 
 // Bench data: a fleet of devices, three PCs (with and without a GPU) for each Raspberry Pi,
@@ -22,7 +22,7 @@ export function flavourOf (device: string): Flavour {
 }
 
 // A small deterministic generator, so values (and so predictions) vary the same way in every run.
-export function lcg (seed: number): () => number {
+function lcg (seed: number): () => number {
   let s = seed >>> 0
   return () => {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0
@@ -36,7 +36,7 @@ function round (x: number, digits = 2): number {
 }
 
 /** One raw reading as a producer sends it (the Kafka message value). */
-export function rawReading (device: string, ms: number, rnd: () => number): Record<string, unknown> {
+function rawReading (device: string, ms: number, rnd: () => number): Record<string, unknown> {
   const base = { uuid: randomUUID(), device, loading_datetime: new Date(ms).toISOString() }
   const flavour = flavourOf(device)
   if (flavour === 'raspberry') {
@@ -93,25 +93,33 @@ export function fleet (count: number, deviceCount: number, endMs = Date.now() - 
   return { devices, raws }
 }
 
-export interface Validator {
-  /** the service's own validation and prediction (the stored form of a reading) */
-  toReading: (raw: Record<string, unknown>) => Reading
-}
-
-export async function validator (): Promise<Validator> {
-  const predictor = await createPredictor()
+/** The service's own validation and prediction: the stored form of a raw reading. */
+export async function validator (): Promise<(raw: Record<string, unknown>) => Reading> {
   // validate() needs no repository
-  const service = new IngestService({ repository: null as unknown as ReadingsRepository, predictor })
-  return {
-    toReading (raw) {
-      const result = service.validate(raw)
-      if (!result.ok) throw new Error(`bench reading rejected by the service: ${result.reasons.join('; ')}`)
-      return result.reading
-    }
+  const service = new IngestService({ repository: null as unknown as ReadingsRepository, predictor: await createPredictor() })
+  return raw => {
+    const result = service.validate(raw)
+    if (!result.ok) throw new Error(`bench reading rejected by the service: ${result.reasons.join('; ')}`)
+    return result.reading
   }
 }
 
-/** The item ReadingsRepository.put() writes for a reading (no retention: RETENTION_DAYS is unset). */
-export function itemOf (reading: Reading): Record<string, unknown> {
-  return { ...reading, sk: readingSk(reading.loading_datetime, reading.uuid), [ALL_INDEX.hash]: ALL_INDEX.value }
+/**
+ * The items ReadingsRepository.put() writes for a new reading (docs/adr/0002-table-key-design.md):
+ * the reading and its uuid's claim (no retention: RETENTION_DAYS is unset). The bench checks that
+ * put() takes a table written with these for its own (run.ts, the ingest ceiling).
+ */
+export function itemsOf (reading: Reading): Array<Record<string, unknown>> {
+  const sk = readingSk(reading.loading_datetime, reading.uuid)
+  return [
+    { ...reading, sk, [ALL_INDEX.hash]: ALL_INDEX.value },
+    {
+      device: reading.device,
+      sk: claimSk(reading.uuid),
+      reading_sk: sk,
+      content_hash: contentHash(reading),
+      prediction: reading.prediction,
+      probability: reading.probability
+    }
+  ]
 }

@@ -1,38 +1,30 @@
 import { createServer } from 'node:http'
 import { KEEP_ALIVE_TIMEOUT_MS } from '../../server-options.js'
-import { answerRunner } from './ipc.js'
+import { answerGc } from './gc.js'
 
 // The floor: what node:http alone costs on this machine. A bare `http.createServer` (no framework,
 // no routing, no validation, no data access) in its own process, on the service's Node.js, that
 // answers each path with the very status code, headers and body bytes the service answered for
 // it (captured by the runner, identity-coded). No server in Node.js answers these requests for
-// less, so its p99 is the lowest the service's could be under the same load on this machine.
-// Talks over IPC: takes "answers", then says "ready" with its port; answers as ipc.ts says.
+// less. Over IPC: takes "answers", then says "ready" with its port.
 
-interface Answer { code: number, headers: Record<string, string>, body: Buffer }
 export interface CapturedAnswer { code: number, headers: Record<string, string>, body: string }
 
 process.once('message', (msg: { type: string, answers: Record<string, CapturedAnswer> }) => {
-  if (msg.type !== 'answers') throw new Error(`floor: expected "answers", got "${msg.type}"`)
-  const answers = new Map<string, Answer>()
-  for (const [path, a] of Object.entries(msg.answers)) {
+  const answers = new Map(Object.entries(msg.answers).map(([path, a]) => {
     const body = Buffer.from(a.body, 'base64')
-    answers.set(path, { code: a.code, headers: { ...a.headers, 'content-length': String(body.length) }, body })
-  }
+    return [path, { code: a.code, headers: { ...a.headers, 'content-length': String(body.length) }, body }]
+  }))
   const server = createServer({ keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }, (req, res) => {
     const answer = answers.get(req.url ?? '')
-    if (answer === undefined) {
-      res.writeHead(404).end()
-      return
-    }
-    res.writeHead(answer.code, answer.headers)
-    res.end(answer.body)
+    if (answer === undefined) res.writeHead(404).end()
+    else res.writeHead(answer.code, answer.headers).end(answer.body)
   })
   server.listen(0, '127.0.0.1', () => {
     const address = server.address()
     process.send?.({ type: 'ready', port: typeof address === 'object' && address !== null ? address.port : 0 })
   })
-  answerRunner()
+  answerGc()
 })
 
 process.once('SIGTERM', () => { process.exit(0) })

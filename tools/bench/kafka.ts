@@ -11,12 +11,11 @@ import { log, tempDirs } from './procs.js'
 
 interface BrokerModule {
   freePorts: (n: number) => Promise<number[]>
-  startBroker: (options: { port: number, controllerPort: number, dataDir: string, log: (msg: string) => void }) => Promise<{ brokers: string, pid: number, startupMs: number, stop: () => Promise<void> }>
+  startBroker: (options: { port: number, controllerPort: number, dataDir: string, log: (msg: string) => void }) => Promise<Broker>
 }
 
 export interface Broker {
   brokers: string
-  pid: number
   startupMs: number
   stop: () => Promise<void>
 }
@@ -26,17 +25,10 @@ export async function startKafka (): Promise<Broker> {
   const [port, controllerPort] = await mod.freePorts(2)
   const dataDir = await mkdtemp(join(tmpdir(), 'sensors-bench-kafka-'))
   tempDirs.add(dataDir)
-  let broker
-  try {
-    broker = await mod.startBroker({ port: port!, controllerPort: controllerPort!, dataDir, log: msg => { log(`kafka: ${msg}`) } })
-  } catch (err) {
-    await rm(dataDir, { recursive: true, force: true })
-    throw err
-  }
+  const broker = await mod.startBroker({ port: port!, controllerPort: controllerPort!, dataDir, log: msg => { log(`kafka: ${msg}`) } })
   let stopped = false
   return {
     brokers: broker.brokers,
-    pid: broker.pid,
     startupMs: broker.startupMs,
     stop: async () => {
       if (stopped) return

@@ -4,11 +4,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import autocannon, { type AutocannonResult } from 'autocannon'
 
-// The load generator, in processes of its own (never the server's): wrk (C, epoll; a Lua script
-// hands out the paths) when it is installed, else autocannon's API (each connection walks the
-// paths from its own offset). Either way the requests in flight are for different devices.
-// Usage: node build/tools/bench/load.js '<json LoadSpec>'; talks over IPC: "measuring", then "result".
-// With wrk this process only waits: the runner counts the CPU of its children (wrk) as the load's.
+// The load generator, in a process of its own (never the server's): wrk (C, epoll; a Lua script
+// hands out the paths in turn) when it is on the PATH, else autocannon's API (each connection walks
+// the paths from its own offset). Either way the requests in flight are for different devices.
+// Usage: node build/tools/bench/load.js '<json LoadSpec>'; over IPC: "measuring", then "result".
 
 export type LoadTool = 'wrk' | 'autocannon'
 
@@ -25,6 +24,7 @@ export interface LoadSpec {
 
 export interface LoadResult {
   tool: LoadTool
+  /** 2xx answers a second */
   rps: number
   requests: number
   duration_s: number
@@ -35,8 +35,6 @@ export interface LoadResult {
   timeouts: number
   bytes_per_s: number
 }
-
-// ---- autocannon
 
 async function autocannonRun (spec: LoadSpec, durationS: number): Promise<LoadResult> {
   let connection = 0
@@ -56,13 +54,13 @@ async function autocannonRun (spec: LoadSpec, durationS: number): Promise<LoadRe
       }
     }, (err, result) => { if (err !== null) reject(err); else resolve(result) })
   })
-  // only 2xx answers count as served (autocannon also records latencies of 2xx answers only)
+  const { mean, p50, p90, p99, max } = r.latency
   return {
     tool: 'autocannon',
     rps: Math.round(r['2xx'] / r.duration),
     requests: r['2xx'] + r.non2xx,
     duration_s: r.duration,
-    latency_ms: { mean: r.latency.mean, p50: r.latency.p50, p90: r.latency.p90, p99: r.latency.p99, max: r.latency.max },
+    latency_ms: { mean, p50, p90, p99, max },
     non2xx: r.non2xx,
     errors: r.errors,
     timeouts: r.timeouts,
@@ -70,18 +68,11 @@ async function autocannonRun (spec: LoadSpec, durationS: number): Promise<LoadRe
   }
 }
 
-// ---- wrk
-
-/**
- * The Lua script: the paths as a table, taken in turn by whichever connection sends next (one
- * thread), so the requests in flight are for different devices. done() prints one line of JSON
- * with what the runner needs (latencies in microseconds).
- */
+/** The paths as a Lua table, taken in turn by whichever connection sends next; done() prints one line of JSON (µs). */
 function wrkScript (paths: string[], headers: Record<string, string> = {}): string {
-  const list = paths.map(p => `  ${JSON.stringify(p)},`).join('\n')
   const headerTable = Object.entries(headers).map(([k, v]) => `[${JSON.stringify(k)}] = ${JSON.stringify(v)}`).join(', ')
   return `local paths = {
-${list}
+${paths.map(p => `  ${JSON.stringify(p)},`).join('\n')}
 }
 local headers = { ${headerTable} }
 local reqs = {}
@@ -95,28 +86,12 @@ function request()
 end
 function done(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format('WRK-RESULT {"requests":%d,"duration_us":%d,"bytes":%d,"connect":%d,"read":%d,"write":%d,"timeout":%d,"status":%d,' ..
+  io.write(string.format('WRK-RESULT {"requests":%d,"duration_us":%d,"bytes":%d,"socket_errors":%d,"timeout":%d,"status":%d,' ..
     '"mean":%.1f,"p50":%d,"p90":%d,"p99":%d,"max":%d}\\n',
-    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.timeout, e.status,
+    summary.requests, summary.duration, summary.bytes, e.connect + e.read + e.write, e.timeout, e.status,
     latency.mean, latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
 end
 `
-}
-
-interface WrkOut {
-  requests: number
-  duration_us: number
-  bytes: number
-  connect: number
-  read: number
-  write: number
-  timeout: number
-  status: number
-  mean: number
-  p50: number
-  p90: number
-  p99: number
-  max: number
 }
 
 async function wrkRun (spec: LoadSpec, script: string, durationS: number): Promise<LoadResult> {
@@ -131,39 +106,36 @@ async function wrkRun (spec: LoadSpec, script: string, durationS: number): Promi
   })
   const line = out.split('\n').find(l => l.startsWith('WRK-RESULT '))
   if (code !== 0 || line === undefined) throw new Error(`wrk exited ${String(code)} without a result:\n${out.slice(-2000)}`)
-  const w = JSON.parse(line.slice('WRK-RESULT '.length)) as WrkOut
-  const seconds = w.duration_us / 1e6
-  const ms = (us: number): number => Math.round(us) / 1000
+  const w = JSON.parse(line.slice('WRK-RESULT '.length)) as Record<string, number>
+  const seconds = w.duration_us! / 1e6
+  const ms = (us: number | undefined): number => Math.round(us!) / 1000
   // wrk's `status` errors are answers with a status of 400 or more; the bench asks for no 3xx
-  const ok = w.requests - w.status
   return {
     tool: 'wrk',
-    rps: Math.round(ok / seconds),
-    requests: w.requests,
+    rps: Math.round((w.requests! - w.status!) / seconds),
+    requests: w.requests!,
     duration_s: Math.round(seconds * 100) / 100,
     latency_ms: { mean: ms(w.mean), p50: ms(w.p50), p90: ms(w.p90), p99: ms(w.p99), max: ms(w.max) },
-    non2xx: w.status,
-    errors: w.connect + w.read + w.write,
-    timeouts: w.timeout,
-    bytes_per_s: Math.round(w.bytes / seconds)
+    non2xx: w.status!,
+    errors: w.socket_errors!,
+    timeouts: w.timeout!,
+    bytes_per_s: Math.round(w.bytes! / seconds)
   }
 }
 
 const spec = JSON.parse(process.argv[2] ?? '{}') as LoadSpec
-let run: (durationS: number) => Promise<LoadResult>
 let dir: string | undefined
+let run = async (durationS: number): Promise<LoadResult> => await autocannonRun(spec, durationS)
 if (spec.tool === 'wrk') {
   dir = await mkdtemp(join(tmpdir(), 'sensors-bench-wrk-'))
   const script = join(dir, 'paths.lua')
   await writeFile(script, wrkScript(spec.paths, spec.headers))
   run = async durationS => await wrkRun(spec, script, durationS)
-} else {
-  run = async durationS => await autocannonRun(spec, durationS)
 }
 let result: LoadResult
 try {
   if (spec.warmupS > 0) await run(spec.warmupS)
-  process.send?.({ type: 'measuring', at: Date.now() })
+  process.send?.({ type: 'measuring' })
   result = await run(spec.durationS)
 } finally {
   if (dir !== undefined) await rm(dir, { recursive: true, force: true })

@@ -1,5 +1,4 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
 import { readFileSync, rmSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 
@@ -10,26 +9,13 @@ export function log (msg: string): void {
 }
 
 export interface Child {
-  name: string
-  proc: ChildProcess
   pid: number
   /** next IPC message of that type (rejects if the child exits first or after timeoutMs) */
   message: <T = Record<string, unknown>>(type: string, timeoutMs?: number) => Promise<T>
   send: (msg: Record<string, unknown>) => void
-  /** recent output of the child (stdout and stderr), for error messages */
-  output: () => string
   stop: (timeoutMs?: number) => Promise<void>
-  exited: Promise<number | null>
 }
 
-const children = new Set<Child>()
-/** other processes of the run (spawned without IPC), killed if the run ends early */
-export const otherProcesses = new Set<ChildProcess>()
-
-/**
- * Spawns `node <script> ...args` with an IPC channel. The child's stdout and stderr go to our
- * stderr, prefixed: stdout stays free for the report (`--json`).
- */
 export interface SpawnOptions {
   /** the node binary (default: this one) */
   node?: string
@@ -37,6 +23,13 @@ export interface SpawnOptions {
   wrap?: (command: string, args: string[]) => { command: string, args: string[] }
 }
 
+const children = new Set<{ child: Child, proc: ChildProcess }>()
+/** processes spawned without IPC (the start-up runs), killed if the run ends early */
+export const otherProcesses = new Set<ChildProcess>()
+/** temporary directories of the run, removed at the end whatever happens */
+export const tempDirs = new Set<string>()
+
+/** `node <script> ...args` with an IPC channel; its output goes to our stderr, prefixed (stdout is the report's). */
 export function spawnNode (name: string, script: string, args: string[], env: NodeJS.ProcessEnv, options: SpawnOptions = {}): Child {
   const plain = { command: options.node ?? process.execPath, args: [script, ...args] }
   const { command, args: argv } = options.wrap?.(plain.command, plain.args) ?? plain
@@ -45,40 +38,32 @@ export function spawnNode (name: string, script: string, args: string[], env: No
   let out = ''
   const relay = (d: Buffer): void => {
     const text = d.toString()
-    out = (out + text).slice(-20_000)
+    out = (out + text).slice(-5000)
     for (const line of text.split('\n')) if (line.trim() !== '') process.stderr.write(`[${name}] ${line}\n`)
   }
   proc.stdout?.on('data', relay)
   proc.stderr?.on('data', relay)
-  const exited = new Promise<number | null>(resolve => {
-    proc.once('exit', code => { resolve(code) })
-  })
-  const messages: Array<Record<string, unknown>> = []
+  const exited = new Promise<number | null>(resolve => { proc.once('exit', resolve) })
+  const inbox: Array<Record<string, unknown>> = []
   const waiters: Array<{ type: string, resolve: (m: Record<string, unknown>) => void }> = []
   proc.on('message', (m: Record<string, unknown>) => {
     const i = waiters.findIndex(w => w.type === m.type)
     if (i >= 0) waiters.splice(i, 1)[0]!.resolve(m)
-    else messages.push(m)
+    else inbox.push(m)
   })
   const child: Child = {
-    name,
-    proc,
     pid: proc.pid,
-    output: () => out,
-    exited,
-    send (msg) {
-      if (proc.connected) proc.send(msg)
-    },
+    send (msg) { if (proc.connected) proc.send(msg) },
     async message<T> (type: string, timeoutMs = 60_000): Promise<T> {
-      const i = messages.findIndex(m => m.type === type)
-      if (i >= 0) return messages.splice(i, 1)[0] as T
+      const i = inbox.findIndex(m => m.type === type)
+      if (i >= 0) return inbox.splice(i, 1)[0] as T
       let timer: NodeJS.Timeout | undefined
       try {
         return await Promise.race([
           new Promise<T>(resolve => { waiters.push({ type, resolve: m => { resolve(m as T) } }) }),
-          exited.then(code => { throw new Error(`${name} exited (code ${String(code)}) while waiting for "${type}"\n${out.slice(-3000)}`) }),
+          exited.then(code => { throw new Error(`${name} exited (code ${String(code)}) while waiting for "${type}"\n${out}`) }),
           new Promise<T>((_resolve, reject) => {
-            timer = setTimeout(() => { reject(new Error(`${name}: no "${type}" within ${timeoutMs} ms\n${out.slice(-3000)}`)) }, timeoutMs)
+            timer = setTimeout(() => { reject(new Error(`${name}: no "${type}" within ${timeoutMs} ms\n${out}`)) }, timeoutMs)
           })
         ])
       } finally {
@@ -86,142 +71,73 @@ export function spawnNode (name: string, script: string, args: string[], env: No
       }
     },
     async stop (timeoutMs = 15_000) {
-      children.delete(child)
+      children.delete(entry)
       if (proc.exitCode !== null || proc.signalCode !== null) return
       proc.kill('SIGTERM')
-      const done = await Promise.race([exited.then(() => true), sleep(timeoutMs, undefined, { ref: false }).then(() => false)])
-      if (!done) {
+      if (!await Promise.race([exited.then(() => true), sleep(timeoutMs, false, { ref: false })])) {
         proc.kill('SIGKILL')
         await exited
       }
     }
   }
-  children.add(child)
+  const entry = { child, proc }
+  children.add(entry)
   return child
 }
 
-/** Temporary directories of the run, removed at the end whatever happens (also on SIGINT). */
-export const tempDirs = new Set<string>()
+/** On failure or interruption: stops every child still running, removes the temporary directories. */
+export async function stopAll (): Promise<void> {
+  await Promise.all([...children].map(async ({ child }) => { await child.stop(5000) }))
+  removeTempDirs()
+}
 
-export function removeTempDirs (): void {
+/** At exit, whatever happened: nothing of the run outlives it. */
+export function killAllNow (): void {
+  for (const p of [...[...children].map(c => c.proc), ...otherProcesses]) {
+    try { p.kill('SIGKILL') } catch {}
+  }
+  removeTempDirs()
+}
+
+function removeTempDirs (): void {
   for (const dir of tempDirs) {
     try { rmSync(dir, { recursive: true, force: true }) } catch {}
     tempDirs.delete(dir)
   }
 }
 
-/** Stops every child still running (on failure or interruption). */
-export async function stopAll (): Promise<void> {
-  await Promise.all([...children].map(async c => { await c.stop(5000) }))
-}
-
-export function killAllNow (): void {
-  for (const c of children) {
-    try { c.proc.kill('SIGKILL') } catch {}
-  }
-  for (const p of otherProcesses) {
-    try { p.kill('SIGKILL') } catch {}
-  }
-}
-
 // ---- /proc sampling (Linux): RSS and CPU time of a process, without touching it
 
-const TICKS_PER_SECOND = 100
-
-/** resident set size in bytes, or undefined off Linux */
-export function rssBytes (pid: number): number | undefined {
-  try {
-    const m = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-    return m === null ? undefined : Number(m[1]) * 1024
-  } catch {
-    return undefined
-  }
-}
-
-/**
- * user + system CPU seconds of a process, or undefined off Linux; `withChildren`: plus those of
- * its children that have ended (and been waited for)
- */
-export function cpuSeconds (pid: number, withChildren = false): number | undefined {
+/** user + system CPU seconds of a process (Linux), or undefined */
+export function cpuSeconds (pid: number): number | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    // fields after the command name (which may hold spaces), numbered from 3
+    // fields after the command name (which may hold spaces), numbered from 3: utime is 14, stime 15
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    const own = Number(fields[11]) + Number(fields[12])
-    return (withChildren ? own + Number(fields[13]) + Number(fields[14]) : own) / TICKS_PER_SECOND
+    return (Number(fields[11]) + Number(fields[12])) / 100
   } catch {
     return undefined
   }
 }
 
-/** busy CPU seconds of the whole machine (all cores), or undefined off Linux */
-export function machineBusySeconds (): number | undefined {
-  try {
-    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!
-    // user nice system idle iowait irq softirq steal: busy is all but idle and iowait
-    const t = line.trim().split(/\s+/).slice(1, 9).map(Number)
-    return t.reduce((sum, x, i) => i === 3 || i === 4 ? sum : sum + x, 0) / TICKS_PER_SECOND
-  } catch {
-    return undefined
-  }
-}
-
-/**
- * CPU use of some processes over a window, in % of one core, and `others`: what every other
- * process of the machine used meanwhile (on a shared machine, the noise of that figure).
- */
-export class CpuMeter {
-  private readonly start = new Map<string, number | undefined>()
-  private readonly startedAt = performance.now()
-  private readonly machineStart = machineBusySeconds()
-  private readonly runnerStart = cpuSeconds(process.pid)
-  /** `withChildren`: names of processes whose ended children count as theirs (the load's wrk) */
-  constructor (private readonly pids: Record<string, number>, private readonly withChildren: ReadonlySet<string> = new Set()) {
-    for (const [name, pid] of Object.entries(pids)) this.start.set(name, cpuSeconds(pid, withChildren.has(name)))
-  }
-
-  read (): Record<string, number> {
-    const seconds = (performance.now() - this.startedAt) / 1000
-    const out: Record<string, number> = {}
-    let ours = 0
-    for (const [name, pid] of Object.entries({ ...this.pids, runner: process.pid })) {
-      const a = name === 'runner' ? this.runnerStart : this.start.get(name)
-      const b = cpuSeconds(pid, this.withChildren.has(name))
-      if (a !== undefined && b !== undefined && seconds > 0) {
-        out[name] = Math.round((b - a) / seconds * 100)
-        ours += b - a
-      }
-    }
-    const machineEnd = machineBusySeconds()
-    if (this.machineStart !== undefined && machineEnd !== undefined && seconds > 0) {
-      out.others = Math.max(0, Math.round((machineEnd - this.machineStart - ours) / seconds * 100))
-    }
-    return out
-  }
-}
-
-/** Samples the RSS of a process every `everyMs` until stopped; keeps the maximum. */
+/** Samples the RSS of a process every 200 ms until stopped; keeps the maximum (MB). */
 export class RssSampler {
-  max = 0
-  private readonly timer: NodeJS.Timeout
-  constructor (private readonly pid: number, everyMs = 200) {
+  private max = 0
+  private readonly timer = setInterval(() => { this.sample() }, 200)
+  constructor (private readonly pid: number) {
     this.sample()
-    this.timer = setInterval(() => { this.sample() }, everyMs)
   }
 
   private sample (): void {
-    const rss = rssBytes(this.pid)
-    if (rss !== undefined && rss > this.max) this.max = rss
+    try {
+      const kb = Number(/VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${this.pid}/status`, 'utf8'))?.[1] ?? 0)
+      this.max = Math.max(this.max, kb / 1024)
+    } catch {}
   }
 
   stop (): number {
     this.sample()
     clearInterval(this.timer)
-    return this.max
+    return Math.round(this.max * 10) / 10
   }
-}
-
-export async function waitExit (child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  await once(child, 'exit')
 }

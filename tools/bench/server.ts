@@ -1,81 +1,65 @@
 // first, as in server.ts: the service's V8 flags
 import '../../v8-flags.js'
-import Fastify, { type FastifyInstance } from 'fastify'
-import { Type } from '@sinclair/typebox'
+import Fastify, { type FastifyInstance, type FastifySchema } from 'fastify'
 import app from '../../app.js'
 import { loadConfig } from '../../config.js'
 import { serverOptions } from '../../server-options.js'
-import { DeviceParamsSchema, ListQuerySchema, StatusSchema, type Reading, type Status } from '../../schemas/readings.js'
-import { ErrorSchema } from '../../schemas/common.js'
-import { deviceName, flavourOf, itemOf, lcg, rawReading, validator, type Flavour } from './data.js'
-import { answerRunner } from './ipc.js'
+import { flavourOf, type Flavour } from './data.js'
+import { answerGc } from './gc.js'
 
 // The server under test: the real app built exactly as server.ts builds it (same server options,
-// same plugin, configured from the environment), plus the bench's ceiling routes. Talks to the
-// bench runner over IPC: "ready" once listening, counters of the Kafka consumer on request.
+// same plugin, configured from the environment), plus the bench's ceiling routes. Over IPC: "ready"
+// once listening; "ceiling" (the answers the ceilings send); the Kafka consumer's counters.
 
 const config = loadConfig()
 const fastify = Fastify(serverOptions(config))
 
-const errors = { 400: Type.Ref(ErrorSchema), 500: Type.Ref(ErrorSchema), 503: Type.Ref(ErrorSchema) }
+/** Where the ceilings live: `/__bench/devices/:device` and `/__bench/devices/:device/status`. */
+const PREFIX = '/__bench'
+
+// The real device routes' schemas (params, querystring, headers, responses) as they declare them,
+// seen by an onRoute hook added before the app: the ceilings declare the very same ones.
+const realSchemas = new Map<string, FastifySchema>()
+fastify.addHook('onRoute', route => {
+  if (route.method === 'GET' && /^\/devices\/:device(\/status)?$/.test(route.url) && route.schema !== undefined) realSchemas.set(route.url, route.schema)
+})
+
+interface Answer { code: number, headers: Record<string, string>, body: Buffer }
+/** per ceiling route and device flavour: what the real route answered for a device of that flavour */
+const answers = new Map<string, Answer>()
 
 /**
- * Ceilings: the same URL shapes, params, querystring and response schemas as the real device
- * routes, answering constants, so the ratio real / ceiling is what the data access costs.
- * The constants are what the real routes answer for three bench devices, read from the table
- * once at start (a PC with a GPU, one without, a Raspberry Pi: bench devices have their flavour
- * in their number), so both sides serialise the very same objects (shapes, sizes, values). A
- * device asked for gets the constant of its flavour. With an empty table (the ingest run) the
- * constants are generated readings of the same flavours.
+ * The ceilings: what the real device routes would cost if their answer cost nothing. Each answers,
+ * from a synchronous handler through `reply`, a constant: the real route's own answer (status code,
+ * headers, body bytes) for a device of the asked device's flavour (a PC with a GPU, one without, a
+ * Raspberry Pi; bench devices have their flavour in their number), captured from the real route by
+ * the runner before the loads. So ceiling and real route send the same bytes the same way, and
+ * real / ceiling is what the route's own work costs (cache lookups, ETag and Accept-Encoding checks).
+ *
+ * Same lifecycle as the real routes: this plugin is registered on the root instance after the app,
+ * which is a fastify-plugin (not encapsulated), so every root-level hook and handler the app sets
+ * (the request-id and 405 onRequest hooks, the error and not-found handlers, the onRoute hook that
+ * adds the numeric-query preValidation to each route declaring a number) applies to these routes
+ * as to the real ones, whose plugins are children of the same root; and there is only one server,
+ * so one set of server options (serverOptions(config)). The runner checks it over HTTP before any
+ * load (run.ts, `sameLifecycle`): same answer but for the request id, the same 400 for a number
+ * not written in plain decimal, the same 405.
  */
 async function ceilings (instance: FastifyInstance): Promise<void> {
-  const { toReading } = await validator()
-  const statuses = {} as Record<Flavour, Status>
-  const lists = {} as Record<Flavour, unknown[]>
-  for (const [flavour, i] of [['pc1', 0], ['pc2', 1], ['raspberry', 3]] as const) {
-    const device = deviceName(i)
-    const page = await fastify.readings.listDevice(device, { limit: 100 })
-    const record = (await fastify.readings.getStatuses([device])).get(device) ?? null
-    if (page.items.length === 100 && record !== null) {
-      lists[flavour] = page.items
-      statuses[flavour] = fastify.statusCache.toStatus(record)
-      continue
-    }
-    const rnd = lcg(i + 1)
-    const end = Date.now() - 1000
-    // newest first, as the history route answers
-    const readings: Reading[] = Array.from({ length: 100 }, (_, k) => toReading(rawReading(device, end - k * 1000, rnd)))
-    lists[flavour] = readings.map(itemOf)
-    statuses[flavour] = fastify.statusCache.toStatus(readings[0]!)
+  if (realSchemas.size !== 2) throw new Error(`bench server: found ${realSchemas.size} of the two device routes`)
+  for (const [url, schema] of realSchemas) {
+    instance.get(url, { schema: { ...schema, hide: true } }, function ceiling (request, reply) {
+      const answer = answers.get(`${url}|${flavourOf((request.params as { device: string }).device)}`)
+      if (answer === undefined) throw new Error('the runner has not sent the ceilings\' answers')
+      reply.code(answer.code).headers(answer.headers).send(answer.body)
+    })
   }
-
-  instance.get('/:device/status', {
-    schema: {
-      hide: true,
-      params: DeviceParamsSchema,
-      headers: Type.Object({ 'if-none-match': Type.Optional(Type.String()) }),
-      response: { 200: Type.Ref(StatusSchema), 404: Type.Ref(ErrorSchema), ...errors }
-    }
-  }, async function statusCeiling (request) {
-    return statuses[flavourOf((request.params as { device: string }).device)]
-  })
-
-  instance.get('/:device', {
-    schema: {
-      hide: true,
-      params: DeviceParamsSchema,
-      querystring: ListQuerySchema,
-      response: { 200: Type.Ref('ReadingList'), ...errors }
-    }
-  }, async function historyCeiling (request) {
-    return lists[flavourOf((request.params as { device: string }).device)]
-  })
 }
 
 let readyAt = 0
 try {
   await fastify.register(app, { config })
-  await fastify.register(ceilings, { prefix: '/__bench/devices' })
+  await fastify.register(ceilings, { prefix: PREFIX })
   // after the app's own onReady hooks: the Kafka consumer (if any) has just been started
   fastify.addHook('onReady', async () => { readyAt = Date.now() })
   await fastify.listen({ port: config.PORT, host: '127.0.0.1' })
@@ -88,15 +72,17 @@ const address = fastify.server.address()
 const port = typeof address === 'object' && address !== null ? address.port : config.PORT
 // the memory Node.js sized V8's heap for: a cgroup's limit, if the runner started it in one
 const constrained = process.constrainedMemory()
-process.send?.({ type: 'ready', port, readyAt, pid: process.pid, constrainedMib: constrained > 0 && constrained < 2 ** 53 ? Math.round(constrained / 2 ** 20) : null })
+process.send?.({ type: 'ready', port, readyAt, constrainedMib: constrained > 0 && constrained < 2 ** 53 ? Math.round(constrained / 2 ** 20) : null })
+answerGc()
 
-answerRunner()
+/** answers the runner may not copy: set per connection or per request (x-request-id: by the app's hook) */
+const PER_REQUEST = new Set(['date', 'connection', 'keep-alive', 'transfer-encoding', 'x-request-id'])
 
-// "watch": tell the runner the moment the consumer has stored `target` readings (checked every 10 ms)
 let watcher: NodeJS.Timeout | undefined
-process.on('message', (msg: { type: string, target?: number }) => {
-  const counters = () => ({ ...(fastify.kafkaConsumer?.counters ?? {}), state: fastify.kafkaConsumer?.state, at: Date.now() })
+process.on('message', (msg: { type: string, target?: number, devices?: string[] }) => {
+  const counters = () => ({ ...fastify.kafkaConsumer?.counters, at: Date.now() })
   if (msg.type === 'counters') process.send?.({ type: 'counters', ...counters() })
+  // "watch": tell the runner the moment the consumer has stored `target` readings (checked every 10 ms)
   if (msg.type === 'watch') {
     clearInterval(watcher)
     watcher = setInterval(() => {
@@ -107,7 +93,26 @@ process.on('message', (msg: { type: string, target?: number }) => {
       }
     }, 10)
   }
+  // "ceiling": the answers of the real routes (identity-coded) for these devices, one per flavour
+  if (msg.type === 'ceiling') {
+    captureCeilings(msg.devices ?? []).then(
+      () => { process.send?.({ type: 'ceiling' }) },
+      (err: unknown) => { process.send?.({ type: 'ceiling', error: String(err) }) })
+  }
 })
+
+async function captureCeilings (devices: string[]): Promise<void> {
+  for (const device of devices) {
+    const flavour: Flavour = flavourOf(device)
+    for (const url of realSchemas.keys()) {
+      const path = url.replace(':device', device) + (url.endsWith('/status') ? '' : '?limit=100')
+      const res = await fastify.inject({ method: 'GET', url: path, headers: { 'accept-encoding': 'identity' } })
+      if (res.statusCode !== 200) throw new Error(`GET ${path} answered ${res.statusCode}`)
+      const headers = Object.fromEntries(Object.entries(res.headers).filter(([name]) => !PER_REQUEST.has(name)).map(([name, value]) => [name, String(value)]))
+      answers.set(`${url}|${flavour}`, { code: 200, headers, body: res.rawPayload })
+    }
+  }
+}
 
 let closing = false
 async function shutdown (): Promise<void> {
