@@ -141,7 +141,10 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
       dir: join(here, 'routes', folder),
       options: { ...opts, prefix: folder === 'root' ? '' : `/${folder}` },
       autoHooks: false,
-      dirNameRoutePrefix: false
+      dirNameRoutePrefix: false,
+      // Every file of a route folder is a plugin of its own (routes/devices/index.ts, export.ts, …):
+      // by default autoload takes a folder with an index file for that one plugin and skips the rest.
+      indexPattern: /^$/
     })
   }
 }

@@ -52,6 +52,17 @@ export interface ListOptions {
   to?: string | undefined
 }
 
+export interface BetweenOptions {
+  /** ISO bounds, inclusive; absent: from the first / up to the last reading */
+  from?: string | undefined
+  to?: string | undefined
+  /** items a Query asks for (DynamoDB also ends a page at 1 MB of data) */
+  pageSize?: number
+}
+
+/** Readings a page of `readingsBetween` asks DynamoDB for. */
+export const BETWEEN_PAGE_SIZE = 1000
+
 export interface RepositoryOptions {
   doc: DynamoDBDocumentClient
   table: string
@@ -513,6 +524,37 @@ export class ReadingsRepository {
       ExpressionAttributeValues: { ':d': device, ':lo': lo, ':hi': hi },
       ExclusiveStartKey: start !== undefined ? { device, sk: start.sk } : undefined
     }, options.limit, 'listing a device\'s readings')
+  }
+
+  /**
+   * Every reading of one device from `from` to `to`, oldest first, a page (array) at a time: one
+   * Query a page, following `LastEvaluatedKey`, never a Scan. A page is queried only when the
+   * caller asks for it (lazy: a consumer that stops pulling, or calls `return()`, stops the reads).
+   * The items are as stored (with the table's own attributes: `sk`, `feed`, `expires_at`); callers
+   * pick the Reading fields. Throws StorageUnavailableError when DynamoDB cannot answer a page.
+   */
+  async * readingsBetween (device: string, options: BetweenOptions = {}): AsyncGenerator<Reading[], void, undefined> {
+    const { lo, hi } = bounds({ limit: 0, from: options.from, to: options.to })
+    const limit = options.pageSize ?? BETWEEN_PAGE_SIZE
+    let start: Record<string, unknown> | undefined
+    do {
+      let out
+      try {
+        out = await this.doc.send(new QueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'device = :d AND sk BETWEEN :lo AND :hi',
+          ExpressionAttributeValues: { ':d': device, ':lo': lo, ':hi': hi },
+          ScanIndexForward: true,
+          Limit: limit,
+          ExclusiveStartKey: start
+        }))
+      } catch (err) {
+        throw mapStorageError(err, 'reading a device\'s readings oldest first')
+      }
+      const items = (out.Items ?? []) as Reading[]
+      if (items.length > 0) yield items
+      start = out.LastEvaluatedKey
+    } while (start !== undefined)
   }
 
   async listAll (options: ListOptions): Promise<Page<Reading>> {

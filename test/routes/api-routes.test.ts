@@ -5,7 +5,9 @@ t.test('every documented route is registered (a silent autoload miss fails here)
   const app = await build(t)
   for (const [method, url] of [
     ['GET', '/'], ['GET', '/docs'], ['GET', '/docs/json'], ['GET', '/health'],
-    ['GET', '/devices/'], ['GET', '/devices/:device'], ['GET', '/devices/:device/status']
+    ['GET', '/devices/'], ['GET', '/devices/:device'], ['GET', '/devices/:device/status'],
+    // routes/devices/export.ts, beside the folder's index.ts
+    ['GET', '/devices/:device/export']
   ] as const) {
     t.ok(app.hasRoute({ method, url }), `${method} ${url}`)
   }
