@@ -88,7 +88,7 @@ async function main () {
     for (const [check, why] of Object.entries(EXCLUDED)) say(`check excluded: ${check}: ${why}`)
     const args = [
       '-m', 'schemathesis.cli',
-      '--config-file', path.join(root, 'scripts', 'schemathesis.toml'),
+      '--config-file', path.join(root, 'tools', 'schemathesis.toml'),
       'run', `${base}/docs/json`,
       '--url', base,
       '--checks', 'all',
