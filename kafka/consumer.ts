@@ -87,7 +87,6 @@ interface Accepted { message: Message, reading: Reading }
  */
 export class IngestConsumer {
   state: ConsumerState = 'connecting'
-  lastError: string | undefined
   /** messages stored / dead-lettered since start, for health and benchmarks */
   readonly counters = { stored: 0, deadLettered: 0, duplicates: 0, batches: 0, retries: 0, dlqFailed: 0 }
 
@@ -180,7 +179,6 @@ export class IngestConsumer {
   }
 
   private onError (err: rdkafka.LibrdKafkaError): void {
-    this.lastError = err.message
     // librdkafka repeats transport errors every few hundred ms while a broker is away.
     const last = this.lastErrorLog.get(err.code) ?? 0
     if (Date.now() - last > 30_000) {
@@ -206,8 +204,7 @@ export class IngestConsumer {
         })
         return
       } catch (err) {
-        this.lastError = (err as Error).message
-        this.options.log.warn({ brokers: this.options.settings.brokers, err: this.lastError }, 'Kafka not reachable yet, retrying')
+        this.options.log.warn({ brokers: this.options.settings.brokers, err: (err as Error).message }, 'Kafka not reachable yet, retrying')
         await this.pause(delay)
         delay = Math.min(delay * 2, this.options.maxBackoffMs)
       }
@@ -224,7 +221,6 @@ export class IngestConsumer {
     this.consumer.subscribe(this.options.topics)
     this.consumer.setDefaultConsumeTimeout(200)
     this.state = 'connected'
-    this.lastError = undefined
     this.lastProgressAt = Date.now()
     this.options.log.info({ topics: this.options.topics, group: this.options.groupId }, 'Kafka consumer subscribed')
 
@@ -299,12 +295,11 @@ export class IngestConsumer {
           break
         } catch (err) {
           this.counters.retries++
-          this.lastError = (err as Error).message
           if (!failed) {
             failed = true
             if (this.failing++ === 0) {
               this.consumer.pause(this.consumer.assignments())
-              this.options.log.warn({ err: this.lastError, messages: messages.length }, 'write failed: partitions paused, retrying with backoff')
+              this.options.log.warn({ err: (err as Error).message, messages: messages.length }, 'write failed: partitions paused, retrying with backoff')
             }
           }
           if (this.stopping) return false
