@@ -46,6 +46,7 @@ export const ConfigSchema = Type.Object({
   LEGACY_TIMEZONE: Type.String({ minLength: 1, maxLength: 100, default: 'UTC' }),
   MAX_CLOCK_SKEW_SECONDS: Type.Integer({ minimum: 0, maximum: 86_400, default: 300 }),
   RETENTION_DAYS: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+  ROLLUP_RETENTION_DAYS: Type.Number({ exclusiveMinimum: 0, maximum: 36_500, default: 400 }),
   SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000 })
 })
 export type RawConfig = Static<typeof ConfigSchema>

@@ -236,9 +236,15 @@ export class IngestService {
     this.storedListeners.push(listener)
   }
 
-  /** Stores valid readings; conflicts (a uuid already stored with other values) are reported, never written. */
+  /**
+   * Stores valid readings; conflicts (a uuid already stored with other values) are reported, never
+   * written. Then the history rollups take every reading put() took, duplicates too (a redelivery
+   * after a crash between the two repairs them), before the caller acknowledges the batch.
+   */
   async store (readings: Reading[]): Promise<PutResult> {
     const result = await this.repository.put(readings)
+    const conflicts = new Set(result.conflicts.map(c => c.index))
+    await this.repository.updateRollups(conflicts.size === 0 ? readings : readings.filter((_, i) => !conflicts.has(i)))
     if (result.stored.length > 0) for (const listener of this.storedListeners) listener(result.stored)
     return result
   }

@@ -1,10 +1,12 @@
 import { createHash, randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { BatchGetItemCommand, ConditionalCheckFailedException, DescribeTableCommand, type AttributeValue } from '@aws-sdk/client-dynamodb'
+import { BatchGetItemCommand, ConditionalCheckFailedException, DescribeTableCommand, QueryCommand as LowQueryCommand, type AttributeValue } from '@aws-sdk/client-dynamodb'
 import { BatchWriteCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
 import type { Reading, ThrottledFlags } from '../schemas/readings.js'
 import { DEVICE_ID_PATTERN } from '../schemas/devices.js'
 import { ALL_INDEX, READING_SK_RANGE, STATUS_SK, TTL_ATTRIBUTE, claimSk, readingSk } from './table.js'
+import { BUCKET_PROJECTION, affectedSks, applyReadings, bucketOf, bucketStart, rollupItem, rollupSk, servedBucket, type RollupBucket } from './rollups.js'
+import type { Interval, StatsBucket } from '../schemas/stats.js'
 import { InvalidCursorError, StorageUnavailableError } from './errors.js'
 import { isUnavailable } from './outage.js'
 import pLimit from 'p-limit'
@@ -67,6 +69,8 @@ export interface RepositoryOptions {
   doc: DynamoDBDocumentClient
   table: string
   retentionDays?: number | undefined
+  /** history rollups expire this many days after their bucket's end (ROLLUP_RETENTION_DAYS; absent: never) */
+  rollupRetentionDays?: number | undefined
   /** attempts for a batch whose items DynamoDB leaves unprocessed (throttling) */
   maxBatchAttempts?: number
   /** first backoff delay, doubled per attempt */
@@ -201,6 +205,9 @@ export class ReadingsRepository {
   readonly table: string
   private readonly doc: DynamoDBDocumentClient
   private readonly retentionSeconds: number | undefined
+  private readonly rollupRetentionSeconds: number | undefined
+  /** per device, the end of the last rollup update queued: one device's updates run one after another */
+  private readonly rollupTails = new Map<string, Promise<void>>()
   private readonly maxBatchAttempts: number
   private readonly backoffMs: number
   private readonly writeConcurrency: number
@@ -231,6 +238,7 @@ export class ReadingsRepository {
     this.doc = options.doc
     this.table = options.table
     this.retentionSeconds = options.retentionDays !== undefined ? Math.round(options.retentionDays * 86_400) : undefined
+    this.rollupRetentionSeconds = options.rollupRetentionDays !== undefined ? Math.round(options.rollupRetentionDays * 86_400) : undefined
     this.maxBatchAttempts = options.maxBatchAttempts ?? 8
     this.backoffMs = options.backoffMs ?? 50
     this.writeConcurrency = options.writeConcurrency ?? 8
@@ -356,6 +364,89 @@ export class ReadingsRepository {
     return result
   }
 
+  /**
+   * Folds stored readings into their devices' history rollups (docs/adr/0006-history-rollups.md):
+   * one consistent BatchGetItem of every bucket they touch (all intervals), the new values computed
+   * bottom-up in memory (storage/rollups.ts), BatchWriteItem of the buckets that changed. Give it
+   * every reading put() took, duplicates included: a uuid already counted is skipped, and a bucket
+   * whose parents a crash left behind is repaired. One device's updates run one after another in
+   * this process; across processes, see the ADR. Throws StorageUnavailableError as put() does.
+   */
+  async updateRollups (readings: readonly Reading[]): Promise<{ written: number }> {
+    if (readings.length === 0) return { written: 0 }
+    const byDevice = new Map<string, Reading[]>()
+    for (const r of readings) {
+      const list = byDevice.get(r.device)
+      if (list === undefined) byDevice.set(r.device, [r])
+      else list.push(r)
+    }
+    const devices = [...byDevice.keys()]
+    const before = devices.map(d => this.rollupTails.get(d))
+    let release!: () => void
+    const mine = new Promise<void>(resolve => { release = resolve })
+    for (const d of devices) this.rollupTails.set(d, mine)
+    try {
+      await Promise.all(before)
+      const keys: Array<Record<string, AttributeValue>> = []
+      for (const [device, list] of byDevice) for (const sk of affectedSks(list)) keys.push({ device: { S: device }, sk: { S: sk } })
+      const found = new Map<string, Map<string, RollupBucket>>()
+      await this.batchGet(keys, { ConsistentRead: true }, 'reading history rollups', item => {
+        const device = item.device?.S
+        const bucket = bucketOf(item)
+        if (device === undefined || bucket === undefined) return
+        let buckets = found.get(device)
+        if (buckets === undefined) found.set(device, buckets = new Map())
+        buckets.set(item.sk!.S!, bucket)
+      })
+      const items: Array<Record<string, unknown>> = []
+      for (const [device, list] of byDevice) {
+        for (const bucket of applyReadings(list, found.get(device) ?? new Map())) items.push(rollupItem(device, bucket, this.rollupRetentionSeconds))
+      }
+      const chunks: Array<Array<Record<string, unknown>>> = []
+      for (let i = 0; i < items.length; i += BATCH) chunks.push(items.slice(i, i + BATCH))
+      await mapLimit(chunks, this.writeConcurrency, chunk => this.writeChunk(chunk, 'writing history rollups'))
+      return { written: items.length }
+    } finally {
+      release()
+      for (const d of devices) if (this.rollupTails.get(d) === mine) this.rollupTails.delete(d)
+    }
+  }
+
+  /**
+   * The rollup buckets of one device and interval from the bucket holding `fromMs` up to `toMs`,
+   * oldest first: one Query (paged by DynamoDB's 1 MB) on the device's partition over
+   * `r#<interval>#<from bucket>`..`r#<interval>#<to>`, projected to the summary (never the uuids
+   * or children). Buckets without readings do not exist. O(buckets), whatever the readings.
+   */
+  async rollupsBetween (device: string, interval: Interval, fromMs: number, toMs: number): Promise<StatsBucket[]> {
+    const lo = rollupSk(interval, bucketStart(fromMs, interval))
+    const hi = rollupSk(interval, toMs)
+    const out: StatsBucket[] = []
+    let start: Record<string, AttributeValue> | undefined
+    do {
+      let page
+      try {
+        page = await this.doc.send(new LowQueryCommand({
+          TableName: this.table,
+          KeyConditionExpression: 'device = :d AND sk BETWEEN :lo AND :hi',
+          ExpressionAttributeValues: { ':d': { S: device }, ':lo': { S: lo }, ':hi': { S: hi } },
+          ...BUCKET_PROJECTION,
+          ExpressionAttributeNames: { ...BUCKET_PROJECTION.ExpressionAttributeNames },
+          ScanIndexForward: true,
+          ExclusiveStartKey: start
+        }))
+      } catch (err) {
+        throw mapStorageError(err, 'reading history rollups')
+      }
+      for (const item of page.Items ?? []) {
+        const bucket = servedBucket(item)
+        if (bucket !== undefined) out.push(bucket)
+      }
+      start = page.LastEvaluatedKey
+    } while (start !== undefined)
+    return out
+  }
+
   /** Forgets the claims that every put still to classify will find in the table. */
   private pruneClaims (): void {
     const oldest = this.unclassified[0] ?? Infinity
@@ -413,7 +504,7 @@ export class ReadingsRepository {
     return `${this.revPrefix}.${(++this.revCounter).toString(36)}`
   }
 
-  private async writeChunk (chunk: Array<Record<string, unknown>>): Promise<void> {
+  private async writeChunk (chunk: Array<Record<string, unknown>>, what = 'writing readings'): Promise<void> {
     let requests = chunk.map(Item => ({ PutRequest: { Item } }))
     for (let attempt = 1; ; attempt++) {
       let unprocessed
@@ -421,7 +512,7 @@ export class ReadingsRepository {
         const out = await this.doc.send(new BatchWriteCommand({ RequestItems: { [this.table]: requests } }))
         unprocessed = out.UnprocessedItems?.[this.table]
       } catch (err) {
-        const mapped = mapStorageError(err, 'writing readings')
+        const mapped = mapStorageError(err, what)
         if (!(mapped instanceof StorageUnavailableError) || attempt >= this.maxBatchAttempts) throw mapped
         await this.backoff(attempt)
         continue

@@ -13,6 +13,7 @@ export default fp(async function readings (fastify: FastifyInstance) {
     doc: fastify.dynamo.doc,
     table: fastify.config.DYNAMODB_TABLE,
     retentionDays: fastify.config.RETENTION_DAYS,
+    rollupRetentionDays: fastify.config.ROLLUP_RETENTION_DAYS,
     onUnreadableStatus: (device, item) => {
       fastify.log.warn({ device, attributes: Object.keys(item) }, 'a status item this service cannot read: the device reads as having no status until its next reading')
     }

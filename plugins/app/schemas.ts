@@ -3,12 +3,14 @@ import type { FastifyInstance } from 'fastify'
 import { PcReadingSchema, RaspberryReadingSchema } from '../../schemas/devices.js'
 import { AllReadingsSchema, ReadingListSchema, ReadingSchema, StatusSchema, ThrottledFlagsSchema } from '../../schemas/readings.js'
 import { ErrorSchema, HealthSchema } from '../../schemas/common.js'
+import { FieldStatsSchema, StatsBucketSchema, StatsSchema } from '../../schemas/stats.js'
 
 // Shared schemas are added once here, so routes can $ref them and the OpenAPI document (where the
 // role serves one) names them as components: the device models are documented, not just used.
 export const sharedSchemas = [
   ThrottledFlagsSchema, PcReadingSchema, RaspberryReadingSchema, ReadingSchema, ReadingListSchema,
-  AllReadingsSchema, StatusSchema, ErrorSchema, HealthSchema
+  AllReadingsSchema, StatusSchema, ErrorSchema, HealthSchema,
+  FieldStatsSchema, StatsBucketSchema, StatsSchema
 ]
 
 export default fp(async function schemas (fastify: FastifyInstance) {

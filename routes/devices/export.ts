@@ -4,20 +4,17 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import createError from 'http-errors'
 import { DeviceParamsSchema, type Reading } from '../../schemas/readings.js'
-import { EXPORT_COLUMNS, ExportQuerySchema, MAX_EXPORT_DAYS, exportedReading, type ExportFormat, type ExportQuery } from '../../schemas/export.js'
+import { EXPORT_COLUMNS, ExportQuerySchema, MAX_EXPORT_DAYS, exportedReading, type ExportFormat } from '../../schemas/export.js'
 import { ErrorSchema } from '../../schemas/common.js'
-import { parseTime } from '../../ingest/time.js'
+import { queryRange } from '../../http/range.js'
 import { CSV_TYPE, csvRow } from '../../http/csv.js'
 import { preferredType } from '../../http/accept.js'
-import { READING_TIME_MAX } from '../../storage/table.js'
 import { StorageUnavailableError } from '../../storage/errors.js'
 
 // GET /devices/{device}/export (issue 16): every reading of a time range, oldest first, streamed.
 // A page of the table (one Query) is read only when the client has taken the one before (the
 // stream's backpressure), so an export of any length holds about two pages in memory.
 
-const DAY_MS = 86_400_000
-const TIME_MAX_MS = Date.parse(READING_TIME_MAX)
 const NDJSON_TYPE = 'application/x-ndjson'
 const TYPES: Record<ExportFormat, { type: string, ext: string }> = {
   ndjson: { type: NDJSON_TYPE, ext: 'ndjson' },
@@ -27,34 +24,6 @@ const TYPES: Record<ExportFormat, { type: string, ext: string }> = {
 const error = (description: string) => Type.Ref(ErrorSchema, { description })
 
 interface Range { from: string, to: string }
-
-/**
- * The export's range, as the history route reads `from` and `to` (a bare date as `to` is the
- * whole day), with defaults: `to` now, `from` the 24 hours up to `to` (so `to=2026-11-30` alone is
- * that day). 400s name the parameter.
- */
-export function exportRange (query: Pick<ExportQuery, 'from' | 'to'>, now: number): Range {
-  const ms = { from: undefined as number | undefined, to: undefined as number | undefined }
-  for (const key of ['from', 'to'] as const) {
-    const text = query[key]
-    if (text === undefined) continue
-    const parsed = parseTime(text)
-    if (parsed === null) throw new createError.BadRequest(`querystring/${key} must be an ISO 8601 date or date-time from 1970 to 9999`)
-    const at = key === 'to' && /^\d{4}-\d{2}-\d{2}$/.test(text) ? parsed.ms + DAY_MS - 1 : parsed.ms
-    if (at > TIME_MAX_MS) throw new createError.BadRequest(`querystring/${key} must not be after ${READING_TIME_MAX}`)
-    ms[key] = at
-  }
-  const to = ms.to ?? now
-  const from = ms.from ?? Math.max(0, to - DAY_MS + 1)
-  if (from > to) {
-    throw new createError.BadRequest(`querystring/from must not be after querystring/to${query.to === undefined ? ' (which defaults to now)' : ''}`)
-  }
-  if (to - from > MAX_EXPORT_DAYS * DAY_MS) {
-    const defaulted = query.to === undefined ? ' (to defaults to now)' : ''
-    throw new createError.BadRequest(`querystring/to must be at most ${MAX_EXPORT_DAYS} days after querystring/from${defaulted}: export a longer span in parts`)
-  }
-  return { from: new Date(from).toISOString(), to: new Date(to).toISOString() }
-}
 
 /** `pc1-20261129T000000.000Z-20261129T235959.999Z.csv`: ISO 8601 basic times, no `:` (not allowed in Windows names). */
 function filename (device: string, range: Range, ext: string): string {
@@ -119,7 +88,7 @@ export default async function deviceExport (fastifyBase: FastifyInstance) {
     }
   }, async function exportReadings (request, reply) {
     const { device } = request.params
-    const range = exportRange(request.query, Date.now())
+    const range = queryRange(request.query, Date.now(), MAX_EXPORT_DAYS, 'export a longer span in parts')
     const format: ExportFormat = request.query.format ?? (preferredType(request.headers.accept, [NDJSON_TYPE, 'text/csv']) === 'text/csv' ? 'csv' : 'ndjson')
     // Before any byte is sent, so that an unknown device is a 404 and a table that does not answer
     // a 503, in the error shape: the status item says whether the device has readings, and its kind.
