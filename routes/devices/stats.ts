@@ -71,7 +71,7 @@ export default async function deviceStats (fastifyBase: FastifyInstance) {
     const buckets = bucketCount(range.fromMs, range.toMs, interval)
     if (buckets > MAX_BUCKETS) {
       throw new createError.BadRequest(`querystring/interval ${interval} gives ${buckets} buckets over this range, more than ${MAX_BUCKETS}: ` +
-        `choose a coarser interval or a shorter range`)
+        'choose a coarser interval or a shorter range')
     }
     const format: StatsFormat = request.query.format ?? (preferredType(request.headers.accept, ['application/json', 'text/csv']) === 'text/csv' ? 'csv' : 'json')
     // The status item says whether the device has readings (404), and its kind.
