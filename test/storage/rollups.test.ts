@@ -13,8 +13,15 @@ import type { Reading } from '../../schemas/readings.js'
 
 function reading (time: string, temperature: number, prediction: 0 | 1 = 0, extra: Record<string, unknown> = {}): Reading {
   return {
-    uuid: randomUUID(), device: 'pc1', kind: 'pc', loading_datetime: new Date(time).toISOString(),
-    TemperatureCPUPackage: temperature, LoadCPUTotal: 10, prediction, probability: prediction === 1 ? 0.9 : 0.1, ...extra
+    uuid: randomUUID(),
+    device: 'pc1',
+    kind: 'pc',
+    loading_datetime: new Date(time).toISOString(),
+    TemperatureCPUPackage: temperature,
+    LoadCPUTotal: 10,
+    prediction,
+    probability: prediction === 1 ? 0.9 : 0.1,
+    ...extra
   } as unknown as Reading
 }
 
