@@ -174,6 +174,16 @@ t.test('redelivery counts once; readings stored without their rollup update are 
   t.same((await stats(app, `${range}&interval=1h`)).buckets[0].count, 3, 'the 1h bucket (written before the crash) has it too')
 })
 
+t.test('batches of one device stored at once: neither update lost (one device\'s updates run one after another)', async t => {
+  const app = await build(t, { predictor })
+  const valid = (raw: Record<string, unknown>): Reading => { const v = app.ingest.validate(raw); if (!v.ok) throw new Error('invalid'); return v.reading }
+  const batches = Array.from({ length: 8 }, (_, b) => Array.from({ length: 5 }, (_, i) => valid(at(`2024-05-02T10:00:${String(b * 5 + i).padStart(2, '0')}Z`, 40 + b, i))))
+  await Promise.all(batches.map(async batch => await app.ingest.store(batch)))
+  for (const interval of ['1m', '5m', '1h', '1d']) {
+    t.match((await stats(app, `${DAY}&interval=${interval}`)).buckets, [{ count: 40, fields: { TemperatureCPUPackage: { min: 40, max: 47 } } }], `${interval}: all 40`)
+  }
+})
+
 t.test('a late reading lands in its own bucket; the others stay as they were', async t => {
   const app = await build(t, { predictor })
   const now = Date.now()
@@ -236,6 +246,9 @@ t.test('400s name the parameter; an unknown device is a 404', async t => {
   errorShape(t, await app.inject('/devices/pc9/stats?format=csv'), 404, 'unknown device, CSV')
   errorShape(t, await app.inject('/devices/bad!id/stats'), 400, 'a bad id')
   t.equal((await app.inject({ method: 'POST', url: '/devices/pc1/stats' })).statusCode, 405)
+  const head = await app.inject({ method: 'HEAD', url: '/devices/pc1/stats?format=csv' })
+  t.same([head.statusCode, head.headers['content-type'], head.body], [200, 'text/csv; charset=utf-8', ''], 'HEAD: the headers only')
+  t.equal((await app.inject({ method: 'HEAD', url: '/devices/pc9/stats' })).statusCode, 404)
 })
 
 t.test('the table down: 503 in the error shape, for the route and for ingest (nothing acknowledged)', async t => {
