@@ -32,8 +32,9 @@ import { table, verdicts } from './report.js'
 import { fullGc } from './gc.js'
 import { resolveServiceNode, type ServiceNode } from './node.js'
 import type { CapturedAnswer } from './floor.js'
+import { statsBench } from './stats.js'
 
-const USAGE = `usage: npm run bench -- [--json] [--quick] [--only=startup,ingest,http] [--node=image|this]
+const USAGE = `usage: npm run bench -- [--json] [--quick] [--only=startup,ingest,http,stats] [--node=image|this]
   --json   one JSON object on stdout (progress on stderr)
   --quick  CI smoke run: small data, 2 s loads (figures printed, nothing judged)
   --only   run only these parts (default: all)
@@ -42,7 +43,7 @@ const USAGE = `usage: npm run bench -- [--json] [--quick] [--only=startup,ingest
            running the bench). The ingest server runs on this one: node-rdkafka is built for it.
 The HTTP load generator is wrk when it is on the PATH, else autocannon.`
 
-const PARTS = ['startup', 'ingest', 'http']
+const PARTS = ['startup', 'ingest', 'http', 'stats']
 const only = new Set(PARTS)
 let asJson = false
 let quick = false
@@ -643,6 +644,12 @@ async function main (): Promise<Record<string, unknown>> {
       // From here the runner holds device names only: with the bench data alive, each of its full
       // GCs marked ~200 MB on background threads for seconds, inside measured windows.
       Object.assign(report, await httpPhase(dynamo, dynalite, httpTable, devices, serviceNode!))
+    }
+    // issue 16: a month of one device's rollups, GET /stats at 1h (720 buckets)
+    if (only.has('stats')) {
+      const { month_p50_ms: p50, buckets, p99_ms: p99, readings } = await statsBench({ endpoint, ...(quick ? { days: 2, requests: 50 } : {}) })
+      report.stats = { month_p50_ms: p50, p99_ms: p99, buckets, readings }
+      log(`stats: ${buckets} buckets of ${readings} readings, p50 ${p50} ms`)
     }
     const end = { loadavg_at_end: loadavg().map(x => round(x, 2)), bench_seconds: round((performance.now() - startedAt) / 1000, 1) }
     return { ...report, context: { ...context, ...end } }
