@@ -3,12 +3,13 @@ import type { FastifyInstance } from 'fastify'
 import { PcReadingSchema, RaspberryReadingSchema } from '../../schemas/devices.js'
 import { AllReadingsSchema, ReadingListSchema, ReadingSchema, StatusSchema, ThrottledFlagsSchema } from '../../schemas/readings.js'
 import { ErrorSchema, HealthSchema } from '../../schemas/common.js'
+import { FleetSchema } from '../../schemas/fleet.js'
 
 // Shared schemas are added once here, so routes can $ref them and the OpenAPI document (where the
 // role serves one) names them as components: the device models are documented, not just used.
 export const sharedSchemas = [
   ThrottledFlagsSchema, PcReadingSchema, RaspberryReadingSchema, ReadingSchema, ReadingListSchema,
-  AllReadingsSchema, StatusSchema, ErrorSchema, HealthSchema
+  AllReadingsSchema, StatusSchema, FleetSchema, ErrorSchema, HealthSchema
 ]
 
 export default fp(async function schemas (fastify: FastifyInstance) {
