@@ -28,6 +28,7 @@ export class EventStream {
   closed = false
   private readonly onEnd: Array<() => void> = []
   private readonly heartbeat: NodeJS.Timeout
+  private lastTurn = -1
 
   constructor (readonly res: ServerResponse, private readonly owner: EventStreams, headers: Headers) {
     res.writeHead(200, {
@@ -52,15 +53,24 @@ export class EventStream {
     else this.onEnd.push(fn)
   }
 
-  /** Queues a frame; a client with more than the buffer allows still unsent is dropped. */
+  /**
+   * Queues a frame. A client with more than the buffer allows still unsent from before this turn of
+   * the event loop is dropped: a burst written in one turn (a read of the index that found many
+   * changes) is never more than any client could have taken yet, so it alone drops nobody.
+   */
   write (frame: string): void {
     if (this.closed) return
-    this.res.write(frame)
-    if (this.res.writableLength > this.owner.maxBufferBytes) {
-      this.owner.dropped(this)
-      this.res.destroy()
-      this.end()
+    const turn = this.owner.turn()
+    if (turn !== this.lastTurn) {
+      this.lastTurn = turn
+      if (this.res.writableLength > this.owner.maxBufferBytes) {
+        this.owner.dropped(this)
+        this.res.destroy()
+        this.end()
+        return
+      }
     }
+    this.res.write(frame)
   }
 
   /** Ends the stream (server shutdown): the client sees the response end. */
@@ -86,6 +96,8 @@ export class EventStreams {
   private readonly streams = new Set<EventStream>()
   private readonly onDropped: (stream: EventStream) => void
   droppedCount = 0
+  private turns = 0
+  private turnOpen = false
 
   constructor (options: EventStreamsOptions) {
     this.heartbeatMs = options.heartbeatMs
@@ -106,6 +118,16 @@ export class EventStreams {
   /** Ends every stream, so that a closing server is not held open by them. */
   closeAll (): void {
     for (const stream of [...this.streams]) stream.close()
+  }
+
+  /** @internal The current turn of the event loop (a number that changes once a turn in which anything was written). */
+  turn (): number {
+    if (!this.turnOpen) {
+      this.turnOpen = true
+      this.turns++
+      setImmediate(() => { this.turnOpen = false })
+    }
+    return this.turns
   }
 
   /** @internal */
