@@ -28,7 +28,7 @@ export class EventStream {
   closed = false
   private readonly onEnd: Array<() => void> = []
   private readonly heartbeat: NodeJS.Timeout
-  private lastTurn = -1
+  private pending = ''
 
   constructor (readonly res: ServerResponse, private readonly owner: EventStreams, headers: Headers) {
     res.writeHead(200, {
@@ -54,28 +54,36 @@ export class EventStream {
   }
 
   /**
-   * Queues a frame. A client with more than the buffer allows still unsent from before this turn of
-   * the event loop is dropped: a burst written in one turn (a read of the index that found many
-   * changes) is never more than any client could have taken yet, so it alone drops nobody.
+   * Queues a frame, sent with the others of this turn of the event loop in one write (a read of the
+   * index that found many changes is one write a client, not one per event). A client with more
+   * than the buffer allows still unsent from before this turn is dropped: a burst of one turn alone,
+   * which no client could have taken yet, drops nobody.
    */
   write (frame: string): void {
     if (this.closed) return
-    const turn = this.owner.turn()
-    if (turn !== this.lastTurn) {
-      this.lastTurn = turn
+    if (this.pending === '') {
       if (this.res.writableLength > this.owner.maxBufferBytes) {
         this.owner.dropped(this)
         this.res.destroy()
         this.end()
         return
       }
+      this.owner.queue(this)
     }
-    this.res.write(frame)
+    this.pending += frame
+  }
+
+  /** @internal Sends what this turn queued. */
+  flush (): void {
+    const data = this.pending
+    this.pending = ''
+    if (!this.closed && data !== '') this.res.write(data)
   }
 
   /** Ends the stream (server shutdown): the client sees the response end. */
   close (): void {
     if (this.closed) return
+    this.flush()
     this.res.end()
     this.end()
   }
@@ -96,8 +104,7 @@ export class EventStreams {
   private readonly streams = new Set<EventStream>()
   private readonly onDropped: (stream: EventStream) => void
   droppedCount = 0
-  private turns = 0
-  private turnOpen = false
+  private queued: EventStream[] = []
 
   constructor (options: EventStreamsOptions) {
     this.heartbeatMs = options.heartbeatMs
@@ -120,14 +127,16 @@ export class EventStreams {
     for (const stream of [...this.streams]) stream.close()
   }
 
-  /** @internal The current turn of the event loop (a number that changes once a turn in which anything was written). */
-  turn (): number {
-    if (!this.turnOpen) {
-      this.turnOpen = true
-      this.turns++
-      setImmediate(() => { this.turnOpen = false })
-    }
-    return this.turns
+  /** @internal A stream with frames to send at the end of this turn. */
+  queue (stream: EventStream): void {
+    if (this.queued.length === 0) setImmediate(() => { this.flush() })
+    this.queued.push(stream)
+  }
+
+  private flush (): void {
+    const streams = this.queued
+    this.queued = []
+    for (const stream of streams) stream.flush()
   }
 
   /** @internal */
