@@ -104,6 +104,9 @@ export async function benchFleet (options: { devices?: number, requests?: number
     const times: number[] = []
     for (let i = 0; i < requests; i++) times.push((await timedGet(agent, api.port, path)).ms)
     times.sort((a, b) => a - b)
+    const readStarted = performance.now()
+    const read = await table.repository.fleetStatuses()
+    log(`fleet: one read of the fleet index (16 Queries, ${read.length} statuses) from this process: ${Math.round(performance.now() - readStarted)} ms against dynalite`)
     const last = await timedGet(agent, api.port, path)
     const page = JSON.parse(last.body.toString('utf8')) as { devices: unknown[], counts: { total: number } }
     if (page.counts.total !== devices || page.devices.length !== Math.min(1000, devices)) throw new Error(`/fleet counted ${page.counts.total} devices, paged ${page.devices.length}`)
