@@ -44,7 +44,9 @@ function harness (initial: StatusRecord[] = []) {
     set now (ms: number) { now = ms },
     get now () { return now },
     set table (records: StatusRecord[]) { table = records },
-    set failing (on: boolean) { failing = on }
+    get table () { return table },
+    set failing (on: boolean) { failing = on },
+    get failing () { return failing }
   }
 }
 
