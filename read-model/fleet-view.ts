@@ -222,7 +222,9 @@ export class FleetView {
 
   /** What the timer does while there are subscribers: a read when the last is a TTL old, and the stale check. */
   tick (): void {
-    if (this.now() - this.loadedAt >= this.ttlMs) this.refresh().catch(() => {}) // logged once per outage by onRefreshError
+    // A tenth of slack: the timer and the last read's start are a TTL apart give or take a few ms,
+    // and a read skipped for 1 ms would make the events two TTLs late.
+    if (this.now() - this.loadedAt >= this.ttlMs * 0.9) this.refresh().catch(() => {}) // logged once per outage by onRefreshError
     this.checkStale()
   }
 
