@@ -17,6 +17,7 @@ import historyCache from './plugins/app/history-cache.js'
 import predictor from './plugins/app/predictor.js'
 import ingest from './plugins/app/ingest.js'
 import liveReadModel from './plugins/app/live-read-model.js'
+import fleetView from './plugins/app/fleet-view.js'
 import collector from './plugins/app/collector.js'
 import kafkaConsumer from './plugins/app/kafka-consumer.js'
 import type { Config } from './config.js'
@@ -51,9 +52,9 @@ export const ROLES: Record<Config['ROLE'], { plugins: Plugin[], routes: string[]
   api: {
     plugins: [
       env, schemas, swagger, health, dynamodb,
-      readings, statusCache, historyCache
+      readings, statusCache, historyCache, fleetView
     ],
-    routes: ['root', 'devices', 'health']
+    routes: ['root', 'devices', 'fleet', 'health']
   },
   ingest: {
     plugins: [
@@ -65,10 +66,10 @@ export const ROLES: Record<Config['ROLE'], { plugins: Plugin[], routes: string[]
   all: {
     plugins: [
       env, schemas, swagger, health, dynamodb,
-      readings, statusCache, historyCache, predictor,
+      readings, statusCache, historyCache, fleetView, predictor,
       ingest, liveReadModel, collector, kafkaConsumer
     ],
-    routes: ['root', 'devices', 'health']
+    routes: ['root', 'devices', 'fleet', 'health']
   }
 }
 

@@ -42,6 +42,8 @@ export const ConfigSchema = Type.Object({
   STALE_AFTER_SECONDS: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
   STATUS_CACHE_TTL_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 1000 }),
   HISTORY_CACHE_TTL_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 1000 }),
+  SSE_HEARTBEAT_SECONDS: Type.Number({ exclusiveMinimum: 0, maximum: 3600, default: 15 }),
+  SSE_BUFFER_KB: Type.Integer({ minimum: 1, maximum: 65_536, default: 256 }),
   HISTORY_CACHE_MB: Type.Number({ exclusiveMinimum: 0, maximum: 4096, default: 32 }),
   LEGACY_TIMEZONE: Type.String({ minLength: 1, maxLength: 100, default: 'UTC' }),
   MAX_CLOCK_SKEW_SECONDS: Type.Integer({ minimum: 0, maximum: 86_400, default: 300 }),

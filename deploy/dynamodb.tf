@@ -1,5 +1,6 @@
-# The service's table: readings per device (device + sk), and the all-readings index
-# (feed + sk) for time-ordered queries across devices. Keep in sync with storage/table.ts.
+# The service's table: readings per device (device + sk), the all-readings index (feed + sk) for
+# time-ordered queries across devices, and the sparse fleet index (fleet + device) over the status
+# items only, for GET /fleet (docs/adr/0005-fleet-access-path.md). Keep in sync with storage/table.ts.
 
 locals {
   ttl_enabled   = var.retention_days != null
@@ -28,11 +29,26 @@ resource "aws_dynamodb_table" "this" {
     type = "S"
   }
 
+  attribute {
+    name = "fleet"
+    type = "S"
+  }
+
   # hash_key/range_key here work on AWS provider 5.x and 6.x (6.x also offers key_schema blocks).
   global_secondary_index {
     name            = "all-readings-index"
     hash_key        = "feed"
     range_key       = "sk"
+    projection_type = "ALL"
+  }
+
+  # Status items only carry `fleet` (f0..f15, a hash of the device id): one item per device, in 16
+  # shards read in parallel. Added to a table that exists: status items written before it gain
+  # `fleet` at their device's next reading (or by the backfill in ADR 0005).
+  global_secondary_index {
+    name            = "fleet-index"
+    hash_key        = "fleet"
+    range_key       = "device"
     projection_type = "ALL"
   }
 

@@ -215,28 +215,33 @@ export class StatusCache {
 
   /** `age`: the record's, when the caller has just computed it (so the answer matches it). */
   toStatus (record: StatusRecord, age = this.age(Date.parse(record.loading_datetime))): Status {
-    const { tenths, stale } = age
-    const stressed = record.prediction === 1
-    const status: Status = {
-      msg: stale ? StatusMessage.stale : stressed ? StatusMessage.stressed : StatusMessage.ok,
-      device: record.device,
-      kind: record.kind,
-      stressed,
-      probability: record.probability,
-      loading_datetime: record.loading_datetime,
-      uuid: record.uuid,
-      age_seconds: tenths / 10,
-      stale
-    }
-    if (record.throttled_flags !== undefined) status.throttled_flags = record.throttled_flags
-    return status
+    return statusFrom(record, age)
   }
+}
+
+/** A status record as the API serves it (`/devices/{device}/status`, `/fleet`, the events), at `age`. */
+export function statusFrom (record: StatusRecord, age: { tenths: number, stale: boolean }): Status {
+  const { tenths, stale } = age
+  const stressed = record.prediction === 1
+  const status: Status = {
+    msg: stale ? StatusMessage.stale : stressed ? StatusMessage.stressed : StatusMessage.ok,
+    device: record.device,
+    kind: record.kind,
+    stressed,
+    probability: record.probability,
+    loading_datetime: record.loading_datetime,
+    uuid: record.uuid,
+    age_seconds: tenths / 10,
+    stale
+  }
+  if (record.throttled_flags !== undefined) status.throttled_flags = record.throttled_flags
+  return status
 }
 
 function sameRevision (a: StatusRecord, b: StatusRecord): boolean {
   return a.rev !== undefined && a.rev === b.rev
 }
 
-function newer (a: { loading_datetime: string, uuid: string }, b: { loading_datetime: string, uuid: string }): boolean {
+export function newer (a: { loading_datetime: string, uuid: string }, b: { loading_datetime: string, uuid: string }): boolean {
   return a.loading_datetime > b.loading_datetime || (a.loading_datetime === b.loading_datetime && a.uuid > b.uuid)
 }

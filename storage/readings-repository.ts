@@ -4,7 +4,7 @@ import { BatchGetItemCommand, ConditionalCheckFailedException, DescribeTableComm
 import { BatchWriteCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
 import type { Reading, ThrottledFlags } from '../schemas/readings.js'
 import { DEVICE_ID_PATTERN } from '../schemas/devices.js'
-import { ALL_INDEX, READING_SK_RANGE, STATUS_SK, TTL_ATTRIBUTE, claimSk, readingSk } from './table.js'
+import { ALL_INDEX, FLEET_INDEX, FLEET_SHARDS, READING_SK_RANGE, STATUS_SK, TTL_ATTRIBUTE, claimSk, fleetShard, readingSk } from './table.js'
 import { BUCKET_PROJECTION, affectedSks, applyReadings, bucketOf, bucketStart, rollupItem, rollupSk, servedBucket, type RollupBucket } from './rollups.js'
 import type { Interval, StatsBucket } from '../schemas/stats.js'
 import { InvalidCursorError, StorageUnavailableError } from './errors.js'
@@ -536,6 +536,8 @@ export class ReadingsRepository {
     const item: Record<string, unknown> = {
       device: reading.device,
       sk: STATUS_SK,
+      // the fleet index's shard: status items only, so the index holds one item per device
+      [FLEET_INDEX.hash]: fleetShard(reading.device),
       latest_sk: sk,
       rev: this.nextRevision(),
       kind: reading.kind,
@@ -568,10 +570,11 @@ export class ReadingsRepository {
       await this.doc.send(new UpdateCommand({
         TableName: this.table,
         Key: { device, sk: STATUS_SK },
-        UpdateExpression: 'SET rev = :rev',
+        UpdateExpression: 'SET rev = :rev, #fleet = :fleet',
         // Never creates a status: one exists, since a newer reading was there first.
         ConditionExpression: 'attribute_exists(latest_sk)',
-        ExpressionAttributeValues: { ':rev': this.nextRevision() }
+        ExpressionAttributeNames: { '#fleet': FLEET_INDEX.hash },
+        ExpressionAttributeValues: { ':rev': this.nextRevision(), ':fleet': fleetShard(device) }
       }))
     } catch (err) {
       if (isConditionFailure(err)) return
@@ -604,6 +607,42 @@ export class ReadingsRepository {
       this.onUnreadableStatus(device, item)
     })
     return found
+  }
+
+  /**
+   * Every device's status: one Query per shard of the sparse fleet index (16, in parallel), each
+   * following `LastEvaluatedKey` (1 MB pages), with the status projection, decoded as `getStatuses`
+   * does. Never a Scan. Eventually consistent, as every index read: a status written a moment ago
+   * may show at the next read. Throws StorageUnavailableError when DynamoDB does not answer.
+   */
+  async fleetStatuses (): Promise<StatusRecord[]> {
+    const shards = await Promise.all(FLEET_SHARDS.map(async shard => {
+      const records: StatusRecord[] = []
+      let start: Record<string, AttributeValue> | undefined
+      do {
+        let out
+        try {
+          out = await this.doc.send(new LowQueryCommand({
+            TableName: this.table,
+            IndexName: FLEET_INDEX.name,
+            KeyConditionExpression: '#shard = :shard',
+            ProjectionExpression: STATUS_PROJECTION.ProjectionExpression,
+            ExpressionAttributeNames: { ...STATUS_PROJECTION.ExpressionAttributeNames, '#shard': FLEET_INDEX.hash },
+            ExpressionAttributeValues: { ':shard': { S: shard } },
+            ExclusiveStartKey: start
+          }))
+        } catch (err) {
+          throw mapStorageError(err, 'reading the fleet index')
+        }
+        for (const item of out.Items ?? []) {
+          const record = statusOf(item)
+          if (record !== undefined) records.push(record)
+        }
+        start = out.LastEvaluatedKey
+      } while (start !== undefined)
+      return records
+    }))
+    return shards.flat()
   }
 
   async listDevice (device: string, options: ListOptions): Promise<Page<Reading>> {

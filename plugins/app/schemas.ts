@@ -4,12 +4,13 @@ import { PcReadingSchema, RaspberryReadingSchema } from '../../schemas/devices.j
 import { AllReadingsSchema, ReadingListSchema, ReadingSchema, StatusSchema, ThrottledFlagsSchema } from '../../schemas/readings.js'
 import { ErrorSchema, HealthSchema } from '../../schemas/common.js'
 import { FieldStatsSchema, StatsBucketSchema, StatsSchema } from '../../schemas/stats.js'
+import { FleetSchema } from '../../schemas/fleet.js'
 
 // Shared schemas are added once here, so routes can $ref them and the OpenAPI document (where the
 // role serves one) names them as components: the device models are documented, not just used.
 export const sharedSchemas = [
   ThrottledFlagsSchema, PcReadingSchema, RaspberryReadingSchema, ReadingSchema, ReadingListSchema,
-  AllReadingsSchema, StatusSchema, ErrorSchema, HealthSchema,
+  AllReadingsSchema, StatusSchema, FleetSchema, ErrorSchema, HealthSchema,
   FieldStatsSchema, StatsBucketSchema, StatsSchema
 ]
 

@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parse } from '@cdktf/hcl2json'
 import { KEEP_ALIVE_TIMEOUT_MS } from '../../server-options.js'
+import { FLEET_INDEX } from '../../storage/table.js'
 
 type Json = any
 
@@ -31,10 +32,13 @@ const deployDir = join(root, 'deploy')
 const CONTAINER_PORT = 3000
 const HEALTH_PATH = '/health'
 const TABLE = { hash: 'device', range: 'sk', index: 'all-readings-index', indexHash: 'feed', indexRange: 'sk' }
-// The DynamoDB actions the service's code sends (storage/, read below), less the two it only sends to
-// the embedded/local DynamoDB (it checks an AWS table, never creates one).
-const LOCAL_ONLY = new Set(['CreateTable', 'UpdateTimeToLive'])
-const ITEM_COMMANDS: Record<string, string> = { Get: 'GetItem', Put: 'PutItem', Update: 'UpdateItem', Delete: 'DeleteItem', BatchGet: 'BatchGetItem', BatchWrite: 'BatchWriteItem' }
+// The DynamoDB actions the service's code sends (storage/, read below), less those it only sends to
+// the embedded/local DynamoDB (it checks an AWS table, never creates one; the copy that gives a local
+// table made before the fleet index that index is a Scan, DeleteTable and CreateTable).
+const LOCAL_ONLY = new Set(['CreateTable', 'UpdateTimeToLive', 'DeleteTable', 'Scan'])
+const ITEM_COMMANDS: Record<string, string> = {
+  Get: 'GetItem', Put: 'PutItem', Update: 'UpdateItem', Delete: 'DeleteItem', BatchGet: 'BatchGetItem', BatchWrite: 'BatchWriteItem', RawQuery: 'Query'
+}
 function dynamodbActionsInCode (): string[] {
   const names = new Set<string>()
   const walk = (dir: string): void => {
@@ -45,7 +49,7 @@ function dynamodbActionsInCode (): string[] {
     }
   }
   walk(join(root, 'storage'))
-  return [...names].filter(n => !LOCAL_ONLY.has(n)).map(n => `dynamodb:${ITEM_COMMANDS[n] ?? n}`).sort()
+  return [...new Set([...names].filter(n => !LOCAL_ONLY.has(n)).map(n => `dynamodb:${ITEM_COMMANDS[n] ?? n}`))].sort()
 }
 const DYNAMODB_ACTIONS = dynamodbActionsInCode()
 const FARGATE_MAX_STOP_TIMEOUT = 120
@@ -381,7 +385,7 @@ t.test('DynamoDB table: keys, index, on-demand, PITR, SSE, TTL on expires_at wit
   t.equal(table.hash_key, TABLE.hash, 'table hash key device')
   t.equal(table.range_key, TABLE.range, 'table range key sk')
   const attributes = Object.fromEntries(asList(table.attribute).map((a: Json) => [a.name, a.type]))
-  t.same(attributes, { device: 'S', sk: 'S', feed: 'S' }, 'exactly the key attributes, all strings')
+  t.same(attributes, { device: 'S', sk: 'S', feed: 'S', fleet: 'S' }, 'exactly the key attributes, all strings')
 
   const gsi = asList(table.global_secondary_index).find((g: Json) => g.name === TABLE.index) as Json
   t.ok(gsi, `GSI ${TABLE.index}`)
@@ -392,6 +396,14 @@ t.test('DynamoDB table: keys, index, on-demand, PITR, SSE, TTL on expires_at wit
   t.equal(hash, TABLE.indexHash, 'GSI hash key feed')
   t.equal(range, TABLE.indexRange, 'GSI range key sk')
   t.equal(gsi?.projection_type, 'ALL', 'GSI projects ALL')
+
+  // The sparse fleet index over the status items (storage/table.ts FLEET_INDEX).
+  const fleet = asList(table.global_secondary_index).find((g: Json) => g.name === FLEET_INDEX.name) as Json
+  t.ok(fleet, `GSI ${FLEET_INDEX.name}`)
+  const fleetKeys = asList(fleet?.key_schema)
+  t.equal(fleet?.hash_key ?? (fleetKeys.find((k: Json) => k.key_type === 'HASH') as Json)?.attribute_name, FLEET_INDEX.hash, 'fleet index hash key fleet')
+  t.equal(fleet?.range_key ?? (fleetKeys.find((k: Json) => k.key_type === 'RANGE') as Json)?.attribute_name, FLEET_INDEX.range, 'fleet index range key device')
+  t.equal(fleet?.projection_type, 'ALL')
 
   t.equal(table.point_in_time_recovery?.[0]?.enabled, true, 'PITR on')
   const sse = table.server_side_encryption?.[0]

@@ -6,7 +6,7 @@ import { brokers, noBroker, unique } from '../kafka-helper.js'
 // What a role serves is asked over its HTTP interface; what it does not build is looked for on the
 // instance (a decorator it never made) and in /health's components.
 
-const READ_SIDE = ['statusCache', 'historyCache']
+const READ_SIDE = ['statusCache', 'historyCache', 'fleetView', 'eventStreams']
 const WRITE_SIDE = ['ingest', 'predictor', 'kafkaConsumer']
 
 async function serves (app: Awaited<ReturnType<typeof build>>, url: string): Promise<number> {
@@ -19,6 +19,8 @@ t.test('ROLE=api builds the read side only: no consumer, no collector, no ingest
   for (const name of WRITE_SIDE) t.notOk(app.hasDecorator(name), `does not build ${name}`)
   t.equal(await serves(app, '/devices/pc1/status'), 404, 'serves statuses (none stored yet)')
   t.equal(await serves(app, '/devices/'), 200, 'serves readings')
+  t.equal(await serves(app, '/fleet'), 200, 'serves the fleet')
+  t.equal(await serves(app, '/devices/pc1/events'), 404, 'serves device events (no status yet)')
   t.equal(await serves(app, '/docs/json'), 200, 'serves the OpenAPI document')
   const health = (await app.inject('/health')).json() as { components: Record<string, unknown> }
   t.same(Object.keys(health.components).sort(), ['dynamodb'], 'health names only what it built')
@@ -30,7 +32,7 @@ t.test('ROLE=ingest builds the write side and /health only: no caches, no read r
   for (const name of READ_SIDE) t.notOk(app.hasDecorator(name), `does not build ${name}`)
   for (const name of WRITE_SIDE) t.ok(app.hasDecorator(name), `builds ${name}`)
   t.ok(app.kafkaConsumer !== null, 'with a consumer')
-  for (const url of ['/devices/pc1/status', '/devices/', '/devices/pc1', '/docs/json', '/docs', '/']) {
+  for (const url of ['/devices/pc1/status', '/devices/', '/devices/pc1', '/fleet', '/fleet/events', '/devices/pc1/events', '/docs/json', '/docs', '/']) {
     t.equal(await serves(app, url), 404, `${url} is not served`)
   }
   const health = await app.inject('/health')
@@ -48,5 +50,8 @@ t.test('ROLE=all builds both, and a reading it stores is its status at once', as
   await app.ingest.ingest([pcReading({ device: 'pc-all' })])
   t.equal(await serves(app, '/devices/pc-all/status'), 200, 'the cached 404 gave way to the stored reading (live read model)')
   t.equal((await app.inject('/devices/pc-all')).json().length, 1, 'and the cached first page too')
+  t.same((await app.inject('/fleet')).json().devices.map((d: { device: string }) => d.device), ['pc-all'], 'and the fleet')
+  await app.ingest.ingest([pcReading({ device: 'pc-all-2' })])
+  t.equal((await app.inject('/fleet')).json().counts.total, 2, 'the fleet view moved with it (TTL 60 s)')
   t.equal(await serves(app, '/docs/json'), 200)
 })

@@ -7,9 +7,11 @@ t.test('every documented route is registered (a silent autoload miss fails here)
     ['GET', '/'], ['GET', '/docs'], ['GET', '/docs/json'], ['GET', '/health'],
     ['GET', '/devices/'], ['GET', '/devices/:device'], ['GET', '/devices/:device/status'],
     // routes/devices/export.ts, beside the folder's index.ts
-    ['GET', '/devices/:device/export'],
+    ['GET', '/devices/:device/export'], ['GET', '/devices/:device/events'],
     // routes/devices/stats.ts
-    ['GET', '/devices/:device/stats']
+    ['GET', '/devices/:device/stats'],
+    // routes/fleet/: index.ts and events.ts
+    ['GET', '/fleet'], ['GET', '/fleet/events']
   ] as const) {
     t.ok(app.hasRoute({ method, url }), `${method} ${url}`)
   }
