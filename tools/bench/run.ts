@@ -33,8 +33,10 @@ import { fullGc } from './gc.js'
 import { resolveServiceNode, type ServiceNode } from './node.js'
 import type { CapturedAnswer } from './floor.js'
 import { statsBench } from './stats.js'
+import { benchFleet } from './fleet.js'
+import { benchSse } from './sse.js'
 
-const USAGE = `usage: npm run bench -- [--json] [--quick] [--only=startup,ingest,http,stats] [--node=image|this]
+const USAGE = `usage: npm run bench -- [--json] [--quick] [--only=startup,ingest,http,stats,fleet,sse] [--node=image|this]
   --json   one JSON object on stdout (progress on stderr)
   --quick  CI smoke run: small data, 2 s loads (figures printed, nothing judged)
   --only   run only these parts (default: all)
@@ -43,7 +45,7 @@ const USAGE = `usage: npm run bench -- [--json] [--quick] [--only=startup,ingest
            running the bench). The ingest server runs on this one: node-rdkafka is built for it.
 The HTTP load generator is wrk when it is on the PATH, else autocannon.`
 
-const PARTS = ['startup', 'ingest', 'http', 'stats']
+const PARTS = ['startup', 'ingest', 'http', 'stats', 'fleet', 'sse']
 const only = new Set(PARTS)
 let asJson = false
 let quick = false
@@ -651,6 +653,10 @@ async function main (): Promise<Record<string, unknown>> {
       report.stats = { month_p50_ms: p50, p99_ms: p99, buckets, readings }
       log(`stats: ${buckets} buckets of ${readings} readings, p50 ${p50} ms`)
     }
+    // issue 16: a page of 1,000 of a 10,000-device fleet; 1,000 subscribers of /fleet/events with
+    // readings published to Kafka and stored by a ROLE=ingest process (each part has its own table)
+    if (only.has('fleet')) report.fleet = await benchFleet(quick ? { devices: 1000, requests: 50 } : {})
+    if (only.has('sse')) report.sse = await benchSse(quick ? { subscribers: 50, rounds: 4 } : {})
     const end = { loadavg_at_end: loadavg().map(x => round(x, 2)), bench_seconds: round((performance.now() - startedAt) / 1000, 1) }
     return { ...report, context: { ...context, ...end } }
   } finally {
