@@ -53,7 +53,7 @@ export const ROLES: Record<Config['ROLE'], { plugins: Plugin[], routes: string[]
       env, schemas, swagger, health, dynamodb,
       readings, statusCache, historyCache
     ],
-    routes: ['root', 'devices', 'health']
+    routes: ['dashboard', 'devices', 'health']
   },
   ingest: {
     plugins: [
@@ -68,7 +68,7 @@ export const ROLES: Record<Config['ROLE'], { plugins: Plugin[], routes: string[]
       readings, statusCache, historyCache, predictor,
       ingest, liveReadModel, collector, kafkaConsumer
     ],
-    routes: ['root', 'devices', 'health']
+    routes: ['dashboard', 'devices', 'health']
   }
 }
 
@@ -139,7 +139,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   for (const folder of role.routes) {
     await fastify.register(AutoLoad, {
       dir: join(here, 'routes', folder),
-      options: { ...opts, prefix: folder === 'root' ? '' : `/${folder}` },
+      options: { ...opts, prefix: folder === 'dashboard' ? '' : `/${folder}` },
       autoHooks: false,
       dirNameRoutePrefix: false,
       // Every file of a route folder is a plugin of its own (routes/devices/index.ts, export.ts, …):
