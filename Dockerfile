@@ -82,6 +82,7 @@ COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/models ./models
+COPY --from=build /app/ui ./ui
 COPY --from=build /app/.compile-cache ./.compile-cache
 
 # The base image's unprivileged "node" user, by id (lets runAsNonRoot-style checks verify it).

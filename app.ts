@@ -54,7 +54,7 @@ export const ROLES: Record<Config['ROLE'], { plugins: Plugin[], routes: string[]
       env, schemas, swagger, health, dynamodb,
       readings, statusCache, historyCache, fleetView
     ],
-    routes: ['root', 'devices', 'fleet', 'health']
+    routes: ['dashboard', 'devices', 'fleet', 'health']
   },
   ingest: {
     plugins: [
@@ -69,7 +69,7 @@ export const ROLES: Record<Config['ROLE'], { plugins: Plugin[], routes: string[]
       readings, statusCache, historyCache, fleetView, predictor,
       ingest, liveReadModel, collector, kafkaConsumer
     ],
-    routes: ['root', 'devices', 'fleet', 'health']
+    routes: ['dashboard', 'devices', 'fleet', 'health']
   }
 }
 
@@ -140,7 +140,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   for (const folder of role.routes) {
     await fastify.register(AutoLoad, {
       dir: join(here, 'routes', folder),
-      options: { ...opts, prefix: folder === 'root' ? '' : `/${folder}` },
+      options: { ...opts, prefix: folder === 'dashboard' ? '' : `/${folder}` },
       autoHooks: false,
       dirNameRoutePrefix: false,
       // Every file of a route folder is a plugin of its own (routes/devices/index.ts, export.ts, …):

@@ -1,4 +1,5 @@
 import neostandard from 'neostandard'
+import globals from 'globals'
 
 export default [
   ...neostandard({
@@ -12,6 +13,12 @@ export default [
         code: 160, ignoreUrls: true, ignoreStrings: true, ignoreTemplateLiterals: true, ignoreRegExpLiterals: true, ignoreComments: false
       }]
     }
+  },
+  {
+    // The dashboard's scripts run in the browser (served as they are from ui/).
+    files: ['ui/**/*.js'],
+    languageOptions: { globals: { ...globals.browser, uPlot: 'readonly' } },
+    rules: { 'new-cap': ['error', { newIsCapExceptions: ['uPlot'] }] }
   },
   {
     // This test asserts Terraform interpolations such as "${var.region}" literally.

@@ -599,7 +599,7 @@ t.test('Dockerfile: multi-stage, non-root, port 3000, /health check, node dist/s
   t.same(probe?.slice(0, 2), ['node', '-e'], 'exec-form HEALTHCHECK: node -e <probe>')
   t.equal(probe?.[2], resolve(config.locals.health_probe), 'the ECS container health check runs the same probe as the Dockerfile')
   const copied = final.filter(i => i.op === 'COPY').map(i => i.args).join('\n')
-  for (const path of ['node_modules', 'dist', 'models', 'package.json']) t.match(copied, new RegExp(path), `runtime copies ${path}`)
+  for (const path of ['node_modules', 'dist', 'models', 'ui', 'package.json']) t.match(copied, new RegExp(path), `runtime copies ${path}`)
   const env = final.filter(i => i.op === 'ENV').map(i => i.args).join('\n')
   t.match(env, /PORT=3000/, 'PORT=3000')
   t.match(env, /HOST=0\.0\.0\.0/, 'HOST=0.0.0.0')

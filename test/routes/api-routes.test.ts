@@ -17,11 +17,20 @@ t.test('every documented route is registered (a silent autoload miss fails here)
   }
 })
 
-t.test('GET / redirects to the docs, which answer 200', async t => {
+t.test('GET / is the dashboard for browsers and an index of the API for other clients, both 200; the docs answer 200', async t => {
   const app = await build(t)
   const res = await app.inject('/')
-  t.equal(res.statusCode, 302)
-  t.equal(res.headers.location, '/docs')
+  t.equal(res.statusCode, 200)
+  t.match(res.json(), { docs: '/docs', openapi: '/docs/json', fleet: '/fleet' })
+  const html = await app.inject({ url: '/', headers: { accept: 'text/html,application/xhtml+xml,*/*;q=0.8' } })
+  t.equal(html.statusCode, 200)
+  t.match(html.headers['content-type'], /text\/html/)
+  t.match(html.body, /<table class="fleet">/)
+  for (const asset of ['/ui/assets/fleet.js', '/ui/assets/style.css', '/ui/vendor/uplot/uPlot.iife.min.js']) {
+    t.equal((await app.inject(asset)).statusCode, 200, `${asset} is served by the service itself`)
+  }
+  t.equal((await app.inject('/ui/devices/pc1')).statusCode, 200, 'a device page is a real URL')
+  t.equal((await app.inject('/ui/devices/bad%20id!')).statusCode, 400, 'a bad device id is a 400')
   const docs = await app.inject('/docs')
   t.ok([200, 302].includes(docs.statusCode))
   const page = await app.inject(docs.statusCode === 302 ? String(docs.headers.location) : '/docs')

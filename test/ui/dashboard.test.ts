@@ -1,0 +1,113 @@
+import t from 'tap'
+import { existsSync } from 'node:fs'
+import { mkdir } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
+import { chromium, type Browser, type Page } from 'playwright-core'
+import { build, pcReading, piReading } from '../helper.js'
+import { brokers, noBroker, produce, producer, unique } from '../kafka-helper.js'
+
+// The dashboard in a real browser: Debian's chromium, driven by playwright-core through
+// executablePath (nothing downloads a browser). The pages use only the public API; the test
+// feeds readings through the ingest service and through the real Kafka broker, and fails on any
+// page error or console error. UPDATE_SCREENSHOTS=1 writes docs/dashboard-*.png.
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+const skip = noBroker !== false
+  ? noBroker
+  : !existsSync(CHROMIUM) && process.env.CI === undefined ? `no browser at ${CHROMIUM} (apt-get install chromium; .ci/run installs it)` : false
+const docs = fileURLToPath(new URL('../../../docs/', import.meta.url))
+
+const HOT = { TemperatureCPUPackage: 100, LoadCPUTotal: 100, PowerCPUPackage: 120, ClockCPUCoreOne: 4800 }
+const IDLE = { TemperatureCPUPackage: 40, LoadCPUTotal: 3, PowerCPUPackage: 5, ClockCPUCoreOne: 2400 }
+
+async function open (t: Parameters<typeof build>[0], browser: Browser, url: string): Promise<{ page: Page, problems: string[] }> {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
+  t.teardown(() => page.close())
+  const problems: string[] = []
+  page.on('pageerror', err => { problems.push(`page error: ${err.message}`) })
+  page.on('console', msg => { if (msg.type() === 'error') problems.push(`console error: ${msg.text()}`) })
+  await page.goto(url)
+  return { page, problems }
+}
+
+t.test('fleet view and device view in chromium, with a row that changes live', { skip, timeout: 180_000 }, async t => {
+  const topic = unique('ui')
+  const app = await build(t, {
+    env: {
+      KAFKA_BROKERS: brokers!,
+      KAFKA_TOPICS: topic,
+      KAFKA_GROUP_ID: unique('ui'),
+      STALE_AFTER_SECONDS: '600',
+      STATUS_CACHE_TTL_MS: '250',
+      HISTORY_CACHE_TTL_MS: '250'
+    }
+  })
+  const base = await app.listen({ port: 0, host: '127.0.0.1' })
+  const calm = unique('pc-calm')
+  const hot = unique('pc-hot')
+  const pi = unique('pi')
+  const silent = unique('pc-silent')
+  const now = Date.now()
+  const history = (device: string, fields: Record<string, unknown>) =>
+    Array.from({ length: 30 }, (_, i) => pcReading({ device, ...fields, TemperatureCPUPackage: Number(fields.TemperatureCPUPackage) - (i % 5) }, i * 2))
+  await app.ingest.ingest([
+    ...history(calm, IDLE),
+    ...history(hot, HOT),
+    ...Array.from({ length: 20 }, (_, i) => piReading({ device: pi, throttled: i % 4 === 0 ? '0x50005' : '0x50000', loading_datetime: new Date(now - i * 120_000).toISOString() })),
+    pcReading({ device: silent, ...IDLE }, 60)
+  ])
+
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] })
+  t.teardown(() => browser.close())
+
+  const { page, problems } = await open(t, browser, base + '/')
+  await page.waitForSelector(`tr[data-device="${calm}"]`)
+  const state = async (device: string) => await page.getAttribute(`tr[data-device="${device}"]`, 'data-state')
+  t.equal(await state(calm), 'ok')
+  t.equal(await state(hot), 'stressed')
+  t.equal(await state(pi), 'stressed', 'the Pi reports throttling now')
+  t.equal(await state(silent), 'stale', 'an hour without a reading: not reporting')
+  t.equal(await page.textContent(`tr[data-device="${silent}"] .state`), 'Not reporting', 'the state in words, not only colour')
+  const order = await page.$$eval('tr[data-device]', rows => rows.map(r => (r as HTMLElement).dataset.device))
+  t.ok(order.indexOf(calm) > order.indexOf(hot) && order.indexOf(calm) > order.indexOf(silent), `sorted by risk: ${order.join(', ')}`)
+  t.equal(await page.textContent('[data-count="total"] .n'), '4')
+  t.equal(await page.textContent('[data-count="stressed"] .n'), '2')
+
+  // Filters ask the API again.
+  await page.selectOption('select[name="state"]', 'stale')
+  await page.waitForFunction(() => document.querySelectorAll('tr[data-device]').length === 1)
+  t.same(await page.$$eval('tr[data-device]', rows => rows.map(r => (r as HTMLElement).dataset.state)), ['stale'])
+  await page.selectOption('select[name="state"]', '')
+  await page.waitForSelector(`tr[data-device="${calm}"]`)
+  if (process.env.UPDATE_SCREENSHOTS === '1') {
+    await mkdir(docs, { recursive: true })
+    await page.waitForTimeout(1500) // sparklines
+    await page.screenshot({ path: `${docs}dashboard-fleet.png`, fullPage: true })
+  }
+
+  // A reading through Kafka turns the calm device stressed, without a reload.
+  await page.evaluate(() => { (window as unknown as { marker: number }).marker = 42 })
+  const p = await producer(t)
+  await produce(p, topic, pcReading({ device: calm, ...HOT }), calm)
+  await page.waitForSelector(`tr[data-device="${calm}"][data-state="stressed"]`, { timeout: 30_000 })
+  t.equal(await page.evaluate(() => (window as unknown as { marker?: number }).marker), 42, 'the row changed in the same page (no reload)')
+  t.equal(await page.textContent(`tr[data-device="${calm}"] .state`), 'Stressed')
+
+  // The device view: status and why, a chart per field, a CSV link.
+  const device = await open(t, browser, `${base}/ui/devices/${hot}`)
+  await device.page.waitForSelector('[data-chart="TemperatureCPUPackage"] canvas')
+  t.match(await device.page.textContent('#status'), /Stressed/)
+  t.match(await device.page.textContent('#status'), /probability/)
+  for (const field of ['ClockCPUCoreOne', 'LoadCPUTotal', 'PowerCPUPackage']) {
+    t.ok(await device.page.$(`[data-chart="${field}"] canvas`), `a chart of ${field}`)
+  }
+  t.match(await device.page.getAttribute('#csv', 'href'), new RegExp(`^/devices/${hot}/export\\?format=csv`))
+  if (process.env.UPDATE_SCREENSHOTS === '1') await device.page.screenshot({ path: `${docs}dashboard-device.png`, fullPage: true })
+
+  const piView = await open(t, browser, `${base}/ui/devices/${pi}`)
+  await piView.page.waitForSelector('[data-chart="throttled_flags"] canvas')
+  await piView.page.waitForSelector('[data-chart="CPU_temp_celsius"] canvas')
+  t.match(await piView.page.textContent('#status'), /reports throttling/, 'why: the hardware says so')
+
+  t.same([...problems, ...device.problems, ...piView.problems], [], 'no page error and no console error')
+})
