@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { BatchGetItemCommand, ConditionalCheckFailedException, DescribeTableCommand, QueryCommand as LowQueryCommand, type AttributeValue } from '@aws-sdk/client-dynamodb'
+import { BatchGetItemCommand, ConditionalCheckFailedException, DescribeTableCommand, QueryCommand as RawQueryCommand, type AttributeValue } from '@aws-sdk/client-dynamodb'
 import { BatchWriteCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
 import type { Reading, ThrottledFlags } from '../schemas/readings.js'
 import { DEVICE_ID_PATTERN } from '../schemas/devices.js'
@@ -426,7 +426,7 @@ export class ReadingsRepository {
     do {
       let page
       try {
-        page = await this.doc.send(new LowQueryCommand({
+        page = await this.doc.send(new RawQueryCommand({
           TableName: this.table,
           KeyConditionExpression: 'device = :d AND sk BETWEEN :lo AND :hi',
           ExpressionAttributeValues: { ':d': { S: device }, ':lo': { S: lo }, ':hi': { S: hi } },
@@ -622,7 +622,7 @@ export class ReadingsRepository {
       do {
         let out
         try {
-          out = await this.doc.send(new LowQueryCommand({
+          out = await this.doc.send(new RawQueryCommand({
             TableName: this.table,
             IndexName: FLEET_INDEX.name,
             KeyConditionExpression: '#shard = :shard',
