@@ -25,7 +25,8 @@ async function open (t: Parameters<typeof build>[0], browser: Browser, url: stri
   t.teardown(() => page.close())
   const problems: string[] = []
   page.on('pageerror', err => { problems.push(`page error: ${err.message}`) })
-  page.on('console', msg => { if (msg.type() === 'error') problems.push(`console error: ${msg.text()}`) })
+  // with the URL: a "Failed to load resource" error names no request itself
+  page.on('console', msg => { if (msg.type() === 'error') problems.push(`console error: ${msg.text()} (${msg.location().url})`) })
   await page.goto(url)
   return { page, problems }
 }
