@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { chromium, type Browser, type Page } from 'playwright-core'
-import { build, pcReading, piReading } from '../helper.js'
+import { build, dynaliteProcess, pcReading, piReading } from '../helper.js'
 import { brokers, noBroker, produce, producer, unique } from '../kafka-helper.js'
 
 // The dashboard in a real browser: Debian's chromium, driven by playwright-core through
@@ -111,4 +111,29 @@ t.test('fleet view and device view in chromium, with a row that changes live', {
   t.match(await piView.page.textContent('#status'), /reports throttling/, 'why: the hardware says so')
 
   t.same([...problems, ...device.problems, ...piView.problems], [], 'no page error and no console error')
+})
+
+t.test('the table down: the fleet view says its data is not current, and recovers', { skip, timeout: 120_000 }, async t => {
+  const db = await dynaliteProcess(t)
+  const app = await build(t, { env: { DYNAMODB_ENDPOINT: db.endpoint, STATUS_CACHE_TTL_MS: '100', DYNAMODB_TIMEOUT_MS: '1000' } })
+  const base = await app.listen({ port: 0, host: '127.0.0.1' })
+  const device = unique('pc-outage')
+  await app.ingest.ingest([pcReading({ device, ...IDLE })])
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] })
+  t.teardown(() => browser.close())
+  const { page, problems } = await open(t, browser, base + '/')
+  await page.waitForSelector(`tr[data-device="${device}"]`)
+  t.equal(await page.isHidden('#banner'), true, 'no banner while the data is current')
+
+  await db.kill()
+  await page.reload()
+  await page.waitForSelector('#banner:not([hidden])', { timeout: 30_000 })
+  t.match(await page.textContent('#banner'), /not current/, 'the banner says what is shown is not current')
+  t.ok(problems.some(p => /503/.test(p)), 'the page saw the 503')
+
+  await db.start()
+  // the page retries by itself (every 5 s) and clears the banner once the fleet reads again
+  await page.waitForSelector(`tr[data-device="${device}"]`, { timeout: 30_000 })
+  await page.waitForSelector('#banner[hidden]', { state: 'attached', timeout: 30_000 })
+  t.pass('rows back and the banner gone without a reload')
 })
