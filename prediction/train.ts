@@ -2,9 +2,15 @@ import { readdir, readFile, mkdir, writeFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { compileModel, type DeviceKind, type LogisticModel, type Metrics } from './logistic.js'
 import { parseThrottled, throttledNow } from './throttled.js'
+import { featureValue, POWER_CLIP_W, REFERENCE_CLOCK_MAX_MHZ } from './features.js'
 
-/** The four CPU sensors every PC has. The GPU columns are useless: pc1's GPU temperature is 0 throughout, pc2 has none. */
+/** The four CPU sensors every PC has: the CSV columns read. The GPU columns are useless: pc1's GPU temperature is 0 throughout, pc2 has none. */
 export const PC_FEATURES = ['ClockCPUCoreOne', 'TemperatureCPUPackage', 'LoadCPUTotal', 'PowerCPUPackage'] as const
+/**
+ * What the PC model sees (prediction/features.ts): heat (relative to the CPU's own limit when known), power at that
+ * heat, and the clock lost under load. Load is no input of its own: busy is not stressed.
+ */
+export const PC_MODEL_FEATURES = ['HeatCPU', 'PowerCPU', 'ClockDeficitUnderLoad'] as const
 const PC_TARGET_COLUMN = 'NoTechnicalInterventionRequired'
 
 /**
@@ -23,6 +29,33 @@ const PC_TARGET_COLUMN = 'NoTechnicalInterventionRequired'
  */
 export const RASPBERRY_FEATURES = ['CPU_temp_celsius'] as const
 const RASPBERRY_TARGET_COLUMN = 'throttled'
+
+/** The model's inputs per kind (the CSV columns are `featuresOf`). */
+export function modelFeaturesOf (kind: DeviceKind): readonly string[] {
+  return kind === 'pc' ? PC_MODEL_FEATURES : RASPBERRY_FEATURES
+}
+
+/** How many healthy busy PC rows are added to the training split, and the seed that draws them. */
+export const HEALTHY_BUSY_ROWS = 100
+export const HEALTHY_BUSY_SEED = 4000
+
+/**
+ * Healthy busy machines, which the original data lacks (its "fine" rows are light load at ≤ 12 W): 40–100 % load,
+ * the clock within 12 % of the maximum, 8 W plus up to 65 W scaled by the load, and a temperature that follows the
+ * power (about 0.45 °C per W above the original machine's idle 50 °C, capped at 85 °C). Raw CSV columns, label 0.
+ */
+export function healthyBusyRows (count = HEALTHY_BUSY_ROWS, seed = HEALTHY_BUSY_SEED): number[][] {
+  const random = seededRandom(seed)
+  const rows: number[][] = []
+  for (let i = 0; i < count; i++) {
+    const load = 40 + 60 * random()
+    const power = 8 + (15 + 50 * random()) * load / 100
+    const clock = REFERENCE_CLOCK_MAX_MHZ * (0.88 + 0.12 * random())
+    const temperature = Math.min(85, 50 + 0.45 * (power - 5) + 4 * random() - 3)
+    rows.push([clock, temperature, load, Math.min(power, POWER_CLIP_W + 8)])
+  }
+  return rows
+}
 
 export const TARGETS: Readonly<Record<DeviceKind, string>> = {
   pc: 'needs technical intervention (1 - NoTechnicalInterventionRequired)',
@@ -438,6 +471,12 @@ export function chooseL2 (
 
 const round4 = (v: number): number => Math.round(v * 1e4) / 1e4
 
+function median (values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length === 0 ? 0 : sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
 /** Positive class = 1 (stressed); precision/recall/F1 are 0 when undefined (no predicted or no actual positives). */
 export function classificationMetrics (actual: ReadonlyArray<0 | 1>, predicted: ReadonlyArray<0 | 1>): Metrics {
   let tp = 0
@@ -464,6 +503,8 @@ export interface TrainOptions {
   /** A fixed penalty instead of the cross-validated choice. */
   l2?: number
   now?: Date
+  /** false: no healthy busy rows added (to measure what they change) */
+  healthyBusy?: boolean
 }
 
 export interface TrainingReport {
@@ -473,6 +514,10 @@ export interface TrainingReport {
   duplicatesDropped: number
   repaired: Record<string, number>
   positives: { train: number, test: number }
+  /** Healthy busy rows added to the training split. */
+  added: number
+  /** Freshly drawn healthy busy rows (another seed, never trained on) and how many the model calls stressed. */
+  healthyBusyCheck: { rows: number, flagged: number }
   /** The penalty used, and its cross-validated log-loss (NaN when given rather than chosen). */
   l2: number
   cvLogLoss: number
@@ -485,35 +530,47 @@ export function trainKind (data: KindDataset, folder: string, options: TrainOpti
     throw new TrainingDataError(`${data.kind}: need at least 2 rows of each class to train and test, got ${counts[1]} positive and ${counts[0]} negative (${TARGETS[data.kind]})`)
   }
   const { train, test } = stratifiedSplit(data.y, seed, options.testFraction ?? TEST_FRACTION)
-  const trainX = train.map(i => data.x[i]!)
-  const trainY = train.map(i => data.y[i]!)
+  const features = modelFeaturesOf(data.kind)
+  const readingOf = (raw: readonly number[]): Record<string, number> => Object.fromEntries(data.features.map((f, j) => [f, raw[j]!]))
+  const row = (raw: readonly number[]): number[] => { const r = readingOf(raw); return features.map(f => featureValue(f, r)) }
+  // The healthy busy rows go to the training split only: the test figures are about the original's own labels.
+  const added = data.kind === 'pc' && options.healthyBusy !== false ? healthyBusyRows() : []
+  const trainRaw = [...train.map(i => data.x[i]!), ...added]
+  const trainX = trainRaw.map(row)
+  const trainY = [...train.map(i => data.y[i]!), ...added.map(() => 0 as const)]
   const { l2, cvLogLoss } = options.l2 === undefined ? chooseL2(trainX, trainY, seed) : { l2: options.l2, cvLogLoss: Number.NaN }
   const { mean, scale, coef, intercept } = fitStandardised(trainX, trainY, l2)
+  // The healthy reference: per feature, the median over the healthy training rows.
+  const healthy = features.map((_, j) => median(trainX.filter((_, i) => trainY[i] === 0).map(x => x[j]!)))
 
+  const empty: Metrics = { accuracy: 0, precision: 0, recall: 0, f1: 0, n: 0 }
   const model: LogisticModel = {
     kind: data.kind,
     version: 1,
-    features: [...data.features],
+    features: [...features],
     mean,
     scale,
     coef,
     intercept,
+    healthy,
     threshold: THRESHOLD,
     target: TARGETS[data.kind],
     trainedAt: (options.now ?? new Date()).toISOString(),
     source: { files: [...data.files], rows: data.y.length },
-    metrics: { test: { accuracy: 0, precision: 0, recall: 0, f1: 0, n: 0 }, train: { accuracy: 0, precision: 0, recall: 0, f1: 0, n: 0 } }
+    metrics: { test: empty, train: empty }
   }
   // Scored through the runtime predictor, so the figures describe exactly what the service computes.
   const probability = compileModel(model)
-  const score = (indices: number[]): Metrics => {
-    const predicted = indices.map(i => {
-      const reading = Object.fromEntries(data.features.map((f, j) => [f, data.x[i]![j]!]))
-      return probability(reading) > THRESHOLD ? 1 as const : 0 as const
-    })
-    return classificationMetrics(indices.map(i => data.y[i]!), predicted)
+  const score = (rows: ReadonlyArray<readonly number[]>, labels: ReadonlyArray<0 | 1>): Metrics => {
+    const p = rows.map(raw => probability(readingOf(raw)))
+    return {
+      ...classificationMetrics(labels, p.map(v => (v > THRESHOLD ? 1 as const : 0 as const))),
+      brier: round4(labels.length === 0 ? 0 : p.reduce((sum, v, i) => sum + (v - labels[i]!) ** 2, 0) / labels.length)
+    }
   }
-  model.metrics = { test: score(test), train: score(train) }
+  model.metrics = { test: score(test.map(i => data.x[i]!), test.map(i => data.y[i]!)), train: score(trainRaw, trainY) }
+  const fresh = data.kind === 'pc' ? healthyBusyRows(50, HEALTHY_BUSY_SEED + 1) : []
+  const healthyBusyFlagged = fresh.filter(raw => probability(readingOf(raw)) > THRESHOLD).length
   return {
     model,
     folder,
@@ -521,6 +578,8 @@ export function trainKind (data: KindDataset, folder: string, options: TrainOpti
     duplicatesDropped: data.duplicatesDropped,
     repaired: data.repaired,
     positives: { train: trainY.filter(v => v === 1).length, test: test.filter(i => data.y[i] === 1).length },
+    added: added.length,
+    healthyBusyCheck: { rows: fresh.length, flagged: healthyBusyFlagged },
     l2,
     cvLogLoss
   }
