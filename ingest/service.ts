@@ -3,14 +3,20 @@ import type { TObject, TSchema } from '@sinclair/typebox'
 import {
   PC_FIELDS, RASPBERRY_FIELDS, PcReadingSchema, RaspberryReadingSchema, type DeviceKind
 } from '../schemas/devices.js'
-import type { Reading } from '../schemas/readings.js'
+import type { Reading, Reason } from '../schemas/readings.js'
 import { parseTime } from './time.js'
 import { decodeThrottled } from '../prediction/throttled.js'
 import { memberText } from './json-text.js'
 import type { PutResult, ReadingsRepository } from '../storage/readings-repository.js'
 
 export interface Predictor {
-  predict: (kind: DeviceKind, reading: Record<string, unknown>) => { probability: number, prediction: 0 | 1 }
+  predict: (kind: DeviceKind, reading: Record<string, unknown>) => {
+    probability: number
+    prediction: 0 | 1
+    source?: 'hardware' | 'model'
+    reasons?: Reason[]
+    missing?: string[]
+  }
 }
 
 export type Validation = { ok: true, reading: Reading } | { ok: false, reasons: string[] }
@@ -200,9 +206,13 @@ export class IngestService {
     if (kind === 'raspberry' && typeof reading.throttled === 'string') {
       reading.throttled_flags = decodeThrottled(reading.throttled)
     }
-    const { probability, prediction } = this.predictor.predict(kind, reading)
+    const { probability, prediction, source: decidedBy, reasons, missing } = this.predictor.predict(kind, reading)
     reading.prediction = prediction
     reading.probability = probability
+    // Why: stored with the reading and its status (test doubles may give only the two numbers).
+    if (decidedBy !== undefined) reading.source = decidedBy
+    if (reasons !== undefined) reading.reasons = reasons
+    if (missing !== undefined) reading.missing = missing
     return { ok: true, reading: reading as Reading }
   }
 
