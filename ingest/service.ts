@@ -103,6 +103,10 @@ function describe (schema: TObject, field: string, value: unknown, sent?: string
   if (numeric !== undefined) {
     return `${field} must be a number from ${numeric.minimum as number} to ${numeric.maximum as number}, or null (got ${show(value, sent)})`
   }
+  const list = prop?.anyOf?.find(s => s.type === 'array') as (TSchema & { maxItems?: number, items?: { pattern?: string } }) | undefined
+  if (list !== undefined) {
+    return `${field} must be a list of at most ${list.maxItems ?? '…'} names matching ${list.items?.pattern ?? '…'}, or null (got ${show(value, sent)})`
+  }
   const text = prop?.anyOf?.find(s => s.type === 'string') ?? prop
   if (text?.pattern !== undefined) return `${field} must match ${text.pattern as string} (got ${show(value, sent)})`
   if (text?.anyOf !== undefined) return `${field} must be one of ${text.anyOf.map((s: TSchema) => show(s.const)).join(', ')} (got ${show(value, sent)})`
