@@ -62,7 +62,8 @@ t.test('issue 17 cases: hardware evidence first, busy is not stressed, missing s
 })
 
 t.test('an active GPU thermal slowdown is hardware evidence; the power cap of a busy GPU is not', async t => {
-  const app = await build(t, { env: { STATUS_CACHE_TTL_MS: '0' } })
+  // The status cache on (the default): the statuses come from what this process stored, not from the table.
+  const app = await build(t)
   const cool = { LoadCPUTotal: 30, TemperatureCPUPackage: 50, ClockCPUCoreOne: 3400, PowerCPUPackage: 20, LoadGPUCore: 100, TemperatureGPUCore: 70 }
   await app.ingest.ingest([
     pc('gpu-hot', { ...cool, ThrottleReasonsGPU: ['sw_power_cap', 'sw_thermal_slowdown'] }),
