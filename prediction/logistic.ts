@@ -177,7 +177,7 @@ export interface Contribution {
 
 export interface Explanation {
   probability: number
-  /** every present feature's contribution, largest effect first */
+  /** every present field's contribution (the features resting on it summed), largest effect first */
   contributions: Contribution[]
   /** the reading fields the model needed and did not get, in the model's order */
   missing: string[]
@@ -224,7 +224,12 @@ export function explainModel (model: LogisticModel, reading: Readonly<Record<str
       return
     }
     z += w * (x - model.mean[i]!)
-    contributions.push({ field: inputs[0]!, value: numberOf(reading[inputs[0]!]), effect: w * (x - fill[i]!) })
+    // Features resting on the same field (the temperature, say) are one reason: their effects add up.
+    const field = inputs[0]!
+    const effect = w * (x - fill[i]!)
+    const same = contributions.find(c => c.field === field)
+    if (same === undefined) contributions.push({ field, value: numberOf(reading[field]), effect })
+    else same.effect += effect
   })
   contributions.sort((a, b) => Math.abs(b.effect) - Math.abs(a.effect))
   return { probability: sigmoid(z), contributions, missing }
