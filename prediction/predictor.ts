@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import { modelsDir as defaultModelsDir } from '../paths.js'
 import { compileModel, DEVICE_KINDS, explainModel, loadModel, ModelFileError, type DeviceKind, type LogisticModel, type ProbabilityFn } from './logistic.js'
-import { numberOf } from './features.js'
+import { numberOf, thermalLimit } from './features.js'
 import { decodeThrottled, parseThrottled, throttledNow } from './throttled.js'
 
 /** One reason for a verdict: the reading field, its value, and its weight (signed log-odds such as "+3.1", or words for hardware evidence). */
@@ -90,13 +90,20 @@ export async function createPredictor ({ modelsDir = defaultModelsDir }: { model
       const explained = explainModel(model, reading)
       const evidence = hardwareEvidence(kind, reading)
       if (evidence.length > 0) return { probability: 1, prediction: 1, source: 'hardware', reasons: evidence, missing: explained.missing }
+      const modelReasons = explained.contributions
+        .filter(c => Math.abs(c.effect) >= 0.05)
+        .map(c => ({ field: c.field, value: c.value, effect: signed(c.effect) }))
+      // At the CPU's own limit it throttles by design: stressed whatever the power says (see features.ts).
+      const atLimit = kind === 'pc' ? thermalLimit(reading) : null
+      if (atLimit !== null) {
+        const reason = { field: 'TemperatureCPUPackage', value: atLimit.temperature, effect: `at the CPU's limit (${atLimit.limit} °C), where it throttles` }
+        const others = modelReasons.filter(r => r.field !== 'TemperatureCPUPackage').slice(0, MAX_REASONS - 1)
+        return { probability: 1, prediction: 1, source: 'model', reasons: [reason, ...others], missing: explained.missing }
+      }
       const rounded = Math.round(explained.probability * 1e4) / 1e4
       // Compared after rounding so the stored pair never contradicts itself (0.70004 shows as 0.7, prediction 0).
       const prediction = rounded > model.threshold ? 1 : 0
-      const reasons = explained.contributions
-        .filter(c => Math.abs(c.effect) >= 0.05)
-        .slice(0, MAX_REASONS)
-        .map(c => ({ field: c.field, value: c.value, effect: signed(c.effect) }))
+      const reasons = modelReasons.slice(0, MAX_REASONS)
       return { probability: rounded, prediction, source: 'model', reasons, missing: explained.missing }
     }
   }

@@ -10,9 +10,22 @@ t.test('shipped models', async t => {
 
   const hot = predictor.predict('pc', { ClockCPUCoreOne: 4200, TemperatureCPUPackage: 100, LoadCPUTotal: 100, PowerCPUPackage: 95 })
   t.match(hot, { prediction: 1, source: 'model', missing: [] }, 'a hot, fully loaded PC is stressed')
-  // Not 1 since issue 17: its 95 W (clipped at 65 W) says the cooling copes with a lot, which weighs against the heat.
+  // At the CPU's limit (100 °C without TemperatureCPUCritical) it throttles by design: stressed whatever its 95 W say.
   t.ok(hot.probability > 0.99, `at 100 °C, beyond doubt (${hot.probability})`)
-  t.match(hot.reasons[0], { field: 'TemperatureCPUPackage', value: 100 }, 'because of its temperature')
+  t.match(hot.reasons[0], { field: 'TemperatureCPUPackage', value: 100, effect: /limit \(100 °C\)/ }, 'because of its temperature')
+  t.match(predictor.predict('pc', { TemperatureCPUPackage: 86, TemperatureCPUCritical: 85, PowerCPUPackage: 120 }),
+    { prediction: 1, reasons: [{ field: 'TemperatureCPUPackage', effect: /limit \(85 °C\)/ }] }, 'the limit is the CPU\'s own when known')
+  // Issue 17's model: load enters only as ratios; more load alone never raises the probability of a healthy busy machine.
+  let previous = 1
+  for (const load of [40, 55, 70, 85, 100]) {
+    const { probability } = predictor.predict('pc', { LoadCPUTotal: load, TemperatureCPUPackage: 60, ClockCPUCoreOne: 3500, ClockCPUMax: 3600, PowerCPUPackage: 35 })
+    t.ok(probability <= previous && probability < predictor.models.pc.threshold, `60 °C, 35 W, load ${load} %: ${probability}`)
+    previous = probability
+  }
+  const coolMaxClock = predictor.predict('pc', { LoadCPUTotal: 2, TemperatureCPUPackage: 45, ClockCPUCoreOne: 3900, PowerCPUPackage: 6 })
+  t.equal(coolMaxClock.prediction, 0, `a cool idle CPU at its maximum clock (performance governor) is fine (${coolMaxClock.probability})`)
+  const fields = predictor.predict('pc', { LoadCPUTotal: 100, TemperatureCPUPackage: 97, ClockCPUCoreOne: 2000, PowerCPUPackage: 40 }).reasons.map(r => r.field)
+  t.same(fields, [...new Set(fields)], 'one reason per field: the features resting on it are summed')
   const idle = predictor.predict('pc', { ClockCPUCoreOne: 1500, TemperatureCPUPackage: 45, LoadCPUTotal: 3, PowerCPUPackage: 5 })
   t.equal(idle.prediction, 0, `an idle PC is fine (${idle.probability})`)
   t.ok(idle.probability < 0.1)

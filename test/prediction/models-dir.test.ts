@@ -20,7 +20,7 @@ t.test('a missing or invalid model file in MODELS_DIR stops start-up with one li
       const model = JSON.parse(await readFile(join(modelsDir, 'pc.json'), 'utf8')) as Record<string, unknown>
       model.coef = [1]
       await writeFile(join(dir, 'pc.json'), JSON.stringify(model))
-    }, /^Invalid model file .*pc\.json: "coef" has 1 entries but "features" has 3$/]
+    }, /^Invalid model file .*pc\.json: "coef" has 1 entries but "features" has 5$/]
   ]
   for (const [name, prepare, line] of cases) {
     await prepare()
