@@ -5,6 +5,7 @@ import { resolve } from 'node:path'
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { isTimeZone } from './ingest/time.js'
+import { modelsDir as shippedModelsDir } from './paths.js'
 
 /** DYNAMODB_TIMEOUT_MS's default, also the DynamoDB client's when it is built without a configuration (tests, bench) */
 export const DEFAULT_DYNAMODB_TIMEOUT_MS = 5000
@@ -49,6 +50,7 @@ export const ConfigSchema = Type.Object({
   MAX_CLOCK_SKEW_SECONDS: Type.Integer({ minimum: 0, maximum: 86_400, default: 300 }),
   RETENTION_DAYS: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
   ROLLUP_RETENTION_DAYS: Type.Number({ exclusiveMinimum: 0, maximum: 36_500, default: 400 }),
+  MODELS_DIR: Type.Optional(Type.String({ minLength: 1 })),
   SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000 })
 })
 export type RawConfig = Static<typeof ConfigSchema>
@@ -56,6 +58,8 @@ export type RawConfig = Static<typeof ConfigSchema>
 export interface Config extends RawConfig {
   /** absolute DATA_DIR */
   dataDir: string
+  /** absolute MODELS_DIR, or the shipped models/ */
+  modelsDir: string
   dynamoMode: 'embedded' | 'endpoint' | 'aws'
   kafkaEnabled: boolean
   collectorEnabled: boolean
@@ -135,6 +139,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   return {
     ...raw,
     dataDir: resolve(raw.DATA_DIR),
+    modelsDir: raw.MODELS_DIR !== undefined ? resolve(raw.MODELS_DIR) : shippedModelsDir,
     dynamoMode: raw.DYNAMODB_ENDPOINT !== undefined ? 'endpoint' : raw.AWS_REGION !== undefined ? 'aws' : 'embedded',
     kafkaEnabled,
     collectorEnabled,

@@ -23,6 +23,18 @@ try {
   process.exit(1)
 }
 
+// The models too are checked before anything else loads: a missing or invalid file in MODELS_DIR is one line naming it.
+const { createPredictor } = await import('./prediction/predictor.js')
+let predictor: Awaited<ReturnType<typeof createPredictor>> | undefined
+if (config.ROLE !== 'api') {
+  try {
+    predictor = await createPredictor({ modelsDir: config.modelsDir })
+  } catch (err) {
+    process.stderr.write(`${err instanceof Error && err.name === 'ModelFileError' ? err.message : String(err)}\n`)
+    process.exit(1)
+  }
+}
+
 // Loaded after the configuration is known to be good, so a bad value fails in milliseconds.
 const [{ default: Fastify }, { default: closeWithGrace }, { default: app }, { serverOptions }] = await Promise.all([
   import('fastify'), import('close-with-grace'), import('./app.js'), import('./server-options.js')
@@ -36,7 +48,7 @@ closeWithGrace({ delay: config.SHUTDOWN_TIMEOUT_MS }, async function ({ signal, 
 })
 
 try {
-  await fastify.register(app, { config })
+  await fastify.register(app, predictor !== undefined ? { config, predictor } : { config })
   await fastify.listen({ port: config.PORT, host: config.HOST })
 } catch (err) {
   fastify.log.fatal({ err }, `could not start: ${(err as Error).message}`)

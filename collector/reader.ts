@@ -71,36 +71,117 @@ export async function createSensorReader (options: {
 // ---------------------------------------------------------------- PC
 
 async function pcSensors (sysRoot: string): Promise<Sample<PcSensors>> {
-  const [temperature, power, gpu] = await Promise.all([cpuTemperatureSource(sysRoot), raplPowerMeter(sysRoot), gpuMonitor()])
+  const [temperature, power, nvidia, throttle, clockMax] = await Promise.all([
+    cpuTemperatureSource(sysRoot), raplPowerMeter(sysRoot), nvidiaSmiMonitor(), throttleCounter(sysRoot), cpuClockMax(sysRoot)
+  ])
+  // Without nvidia-smi, systeminformation's view of the GPUs (other vendors' temperature and load where it has them).
+  const gpu = nvidia ?? await gpuMonitor()
+  const critical = fit(PcSensorFields.TemperatureCPUCritical, temperature.critical)
   return async () => {
     // si.currentLoad() measures over 500 ms on its first call, then against the previous call.
-    const [speed, load, celsius] = await Promise.all([si.cpuCurrentSpeed(), si.currentLoad(), temperature()])
+    const [speed, load, celsius, gpuFields] = await Promise.all([si.cpuCurrentSpeed(), si.currentLoad(), temperature.read(), gpu()])
     const ghz = speed.cores[0] ?? speed.avg
     return {
       ClockCPUCoreOne: fit(PcSensorFields.ClockCPUCoreOne, ghz > 0 ? round(ghz * 1000, 2) : null),
       TemperatureCPUPackage: fit(PcSensorFields.TemperatureCPUPackage, celsius),
       LoadCPUTotal: Number.isFinite(load.currentLoad) ? round(Math.min(100, Math.max(0, load.currentLoad)), 2) : null,
       PowerCPUPackage: fit(PcSensorFields.PowerCPUPackage, await power()),
-      ...gpu()
+      // The fields issue 17 added are absent, not null, when the host cannot tell.
+      ...present({
+        ThrottleEventsCPU: fit(PcSensorFields.ThrottleEventsCPU, await throttle()),
+        ClockCPUMax: fit(PcSensorFields.ClockCPUMax, clockMax),
+        TemperatureCPUCritical: critical
+      }),
+      ...gpuFields
     }
   }
+}
+
+function present<T extends Record<string, unknown>> (fields: T): Partial<T> {
+  return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== null && v !== undefined)) as Partial<T>
+}
+
+/**
+ * Thermal throttle events since the previous read: the kernel's per-CPU `thermal_throttle/core_throttle_count` and
+ * `package_throttle_count` (x86, Linux), summed as deltas. null (absent) where the kernel has no such counters.
+ */
+export async function throttleCounter (sysRoot: string): Promise<Sample<number | null>> {
+  const cpus = join(sysRoot, 'devices', 'system', 'cpu')
+  const files: string[] = []
+  for (const cpu of (await list(cpus)).filter(c => /^cpu\d+$/.test(c))) {
+    for (const name of ['core_throttle_count', 'package_throttle_count']) {
+      const file = join(cpus, cpu, 'thermal_throttle', name)
+      if (toNumber(await readText(file)) !== null) files.push(file)
+    }
+  }
+  if (files.length === 0) return async () => null
+  const counts = async (): Promise<Array<number | null>> => await Promise.all(files.map(async f => toNumber(await readText(f))))
+  let last = await counts()
+  return async () => {
+    const now = await counts()
+    let events = 0
+    now.forEach((n, i) => {
+      const before = last[i]
+      // A counter that went down was reset (CPU hot-plugged): nothing counted for it this time.
+      if (n !== null && before !== null && before !== undefined && n > before) events += n - before
+    })
+    last = now
+    return events
+  }
+}
+
+/** The CPU's maximum clock in MHz: cpufreq's `cpuinfo_max_freq` (kHz, the highest over the CPUs), else systeminformation's. */
+export async function cpuClockMax (sysRoot: string): Promise<number | null> {
+  const cpus = join(sysRoot, 'devices', 'system', 'cpu')
+  let khz = 0
+  for (const cpu of (await list(cpus)).filter(c => /^cpu\d+$/.test(c))) {
+    khz = Math.max(khz, toNumber(await readText(join(cpus, cpu, 'cpufreq', 'cpuinfo_max_freq'))) ?? 0)
+  }
+  if (khz > 0) return round(khz / 1000, 2)
+  const ghz = await si.cpu().then(c => c.speedMax, () => 0)
+  return Number.isFinite(ghz) && ghz > 0 ? round(ghz * 1000, 2) : null
 }
 
 /**
  * On Linux the package sensor is found once in sysfs and then read as a file: si.cpuTemperature()
  * runs a shell loop over every hwmon label (and `sensors`) on each call.
  */
-async function cpuTemperatureSource (sysRoot: string): Promise<Sample<number | null>> {
+async function cpuTemperatureSource (sysRoot: string): Promise<{ read: Sample<number | null>, critical: number | null }> {
   if (process.platform === 'linux') {
     const file = await findCpuTemperatureFile(sysRoot)
-    if (file !== null) return async () => millis(await readText(file))
+    if (file !== null) return { read: async () => millis(await readText(file)), critical: await criticalTemperature(file, sysRoot) }
   }
   const probe = await si.cpuTemperature().catch(() => null)
-  if (probe === null || !Number.isFinite(probe.main)) return async () => null
-  return async () => {
-    const { main } = await si.cpuTemperature()
-    return Number.isFinite(main) ? main : null
+  if (probe === null || !Number.isFinite(probe.main)) return { read: async () => null, critical: await criticalTemperature(null, sysRoot) }
+  return {
+    async read () {
+      const { main } = await si.cpuTemperature()
+      return Number.isFinite(main) ? main : null
+    },
+    critical: await criticalTemperature(null, sysRoot)
   }
+}
+
+/**
+ * The CPU's own temperature limit, °C: the `temp*_crit` (else `temp*_max`) beside the hwmon input read, else the
+ * critical trip point of an ACPI thermal zone. null when the platform gives none (or a placeholder of 0).
+ */
+export async function criticalTemperature (inputFile: string | null, sysRoot: string): Promise<number | null> {
+  if (inputFile !== null && inputFile.endsWith('_input')) {
+    for (const suffix of ['_crit', '_max']) {
+      const value = millis(await readText(inputFile.replace(/_input$/, suffix)))
+      if (value !== null && value > 0) return value
+    }
+  }
+  const thermal = join(sysRoot, 'class', 'thermal')
+  for (const zone of (await list(thermal)).filter(z => z.startsWith('thermal_zone')).sort()) {
+    for (const entry of (await list(join(thermal, zone))).filter(e => /^trip_point_\d+_type$/.test(e)).sort()) {
+      if ((await readText(join(thermal, zone, entry)))?.trim() !== 'critical') continue
+      const value = millis(await readText(join(thermal, zone, entry.replace(/_type$/, '_temp'))))
+      if (value !== null && value > 0) return value
+    }
+  }
+  return null
 }
 
 async function findCpuTemperatureFile (sysRoot: string): Promise<string | null> {
@@ -135,34 +216,98 @@ async function findCpuTemperatureFile (sysRoot: string): Promise<string | null> 
   return null
 }
 
-/** Package power from the RAPL energy counter: the energy used between two reads over the time between them. */
+/**
+ * Package power from the RAPL energy counters (`intel-rapl:<package>`, summed over the packages; AMD's kernel driver
+ * uses the same names): the energy used between two reads over the time between them.
+ */
 async function raplPowerMeter (sysRoot: string): Promise<Sample<number | null>> {
-  const dir = join(sysRoot, 'class', 'powercap', 'intel-rapl:0')
-  const energy = async (): Promise<number | null> => toNumber(await readText(join(dir, 'energy_uj')))
+  const powercap = join(sysRoot, 'class', 'powercap')
+  const dirs = (await list(powercap)).filter(d => /^intel-rapl:\d+$/.test(d)).sort().map(d => join(powercap, d))
+  const energy = async (dir: string): Promise<number | null> => toNumber(await readText(join(dir, 'energy_uj')))
   // energy_uj is root-only on most kernels since 2020: then there is no power figure.
-  let last = { uj: await energy(), at: performance.now() }
-  if (last.uj === null) return async () => null
-  const range = toNumber(await readText(join(dir, 'max_energy_range_uj')))
-  return async () => {
-    const waited = performance.now() - last.at
-    if (waited < MIN_POWER_WINDOW_MS) await sleep(MIN_POWER_WINDOW_MS - waited)
-    const now = { uj: await energy(), at: performance.now() }
-    const before = last
-    last = now
-    if (now.uj === null || before.uj === null) return null
-    let used = now.uj - before.uj
-    if (used < 0) {
-      if (range === null) return null
-      used += range // the counter wrapped
-    }
-    return round(used / ((now.at - before.at) * 1000), 2)
+  const readable: Array<{ dir: string, range: number | null, uj: number | null }> = []
+  for (const dir of dirs) {
+    const uj = await energy(dir)
+    if (uj !== null) readable.push({ dir, range: toNumber(await readText(join(dir, 'max_energy_range_uj'))), uj })
   }
+  if (readable.length === 0) return async () => null
+  let at = performance.now()
+  return async () => {
+    const waited = performance.now() - at
+    if (waited < MIN_POWER_WINDOW_MS) await sleep(MIN_POWER_WINDOW_MS - waited)
+    const now = await Promise.all(readable.map(async r => await energy(r.dir)))
+    const nowAt = performance.now()
+    const seconds = (nowAt - at) / 1000
+    at = nowAt
+    let used = 0
+    let complete = true
+    readable.forEach((r, i) => {
+      const uj = now[i] ?? null
+      const before = r.uj
+      r.uj = uj
+      if (uj === null || before === null) { complete = false; return }
+      let delta = uj - before
+      if (delta < 0) {
+        if (r.range === null) { complete = false; return }
+        delta += r.range // the counter wrapped
+      }
+      used += delta
+    })
+    return complete ? round(used / 1e6 / seconds, 2) : null
+  }
+}
+
+type NvidiaFields = Pick<PcSensors, 'TemperatureGPUCore' | 'LoadGPUCore' | 'PowerGPU' | 'ClockGPUCore' | 'ThrottleReasonsGPU'>
+
+/** nvidia-smi's clock-event (formerly "throttle") reason bits, by the names its --query-gpu fields use. */
+export const NVIDIA_CLOCK_EVENT_REASONS: ReadonlyArray<[number, string]> = [
+  [0x1, 'gpu_idle'], [0x2, 'applications_clocks_setting'], [0x4, 'sw_power_cap'], [0x8, 'hw_slowdown'],
+  [0x10, 'sync_boost'], [0x20, 'sw_thermal_slowdown'], [0x40, 'hw_thermal_slowdown'], [0x80, 'hw_power_brake_slowdown'],
+  [0x100, 'display_clock_setting']
+]
+const NVIDIA_QUERY = 'temperature.gpu,utilization.gpu,power.draw,clocks.gr'
+const NVIDIA_TIMEOUT_MS = 3000
+
+/** One GPU's line of `nvidia-smi --query-gpu=…,clocks_event_reasons.active --format=csv,noheader,nounits` (the first GPU). */
+export function parseNvidiaSmi (out: string): NvidiaFields | null {
+  const line = out.split('\n').map(l => l.trim()).find(l => l !== '')
+  if (line === undefined) return null
+  const cells = line.split(',').map(c => c.trim())
+  if (cells.length < 5) return null
+  const [temperature, load, power, clock, reasons] = cells
+  const mask = /^0x[0-9a-f]+$/i.test(reasons ?? '') ? Number.parseInt(reasons!, 16) : null
+  const f = PcSensorFields
+  return present({
+    TemperatureGPUCore: fit(f.TemperatureGPUCore, toNumber(temperature)),
+    LoadGPUCore: fit(f.LoadGPUCore, toNumber(load)),
+    PowerGPU: fit(f.PowerGPU, toNumber(power)),
+    ClockGPUCore: fit(f.ClockGPUCore, toNumber(clock)),
+    ThrottleReasonsGPU: mask === null ? null : NVIDIA_CLOCK_EVENT_REASONS.filter(([bit]) => (mask & bit) !== 0).map(([, name]) => name)
+  })
+}
+
+/**
+ * NVIDIA GPUs through `nvidia-smi` on PATH, asked on every read (a few tens of ms; its throttle reasons must be fresh).
+ * Drivers before 535 call the reasons `clocks_throttle_reasons`; the newer name is tried first. null: no nvidia-smi
+ * that answers, at start.
+ */
+async function nvidiaSmiMonitor (): Promise<Sample<Partial<NvidiaFields>> | null> {
+  const ask = async (reasons: string): Promise<NvidiaFields | null> =>
+    parseNvidiaSmi(await run('nvidia-smi', [`--query-gpu=${NVIDIA_QUERY},${reasons}`, '--format=csv,noheader,nounits'], NVIDIA_TIMEOUT_MS))
+  let field = 'clocks_event_reasons.active'
+  let first = await ask(field).catch(() => null)
+  if (first === null) {
+    field = 'clocks_throttle_reasons.active'
+    first = await ask(field).catch(() => null)
+  }
+  if (first === null) return null
+  return async () => (await ask(field).catch(() => null)) ?? {}
 }
 
 type GpuFields = Pick<PcSensors, 'TemperatureGPUCore' | 'LoadGPUCore'>
 
 /** Probes the GPUs once; a host without GPU figures gets no GPU fields at all (like the original pc2). */
-async function gpuMonitor (): Promise<() => GpuFields> {
+async function gpuMonitor (): Promise<Sample<GpuFields>> {
   const sample = async (): Promise<GpuFields | null> => {
     const { controllers } = await si.graphics()
     const gpu = controllers.find(c => Number.isFinite(c.temperatureGpu) || Number.isFinite(c.utilizationGpu))
@@ -174,10 +319,10 @@ async function gpuMonitor (): Promise<() => GpuFields> {
   }
   const probeTimeout = sleep(GPU_PROBE_TIMEOUT_MS, null, { ref: false })
   let current = await Promise.race([sample().catch(() => null), probeTimeout])
-  if (current === null) return () => ({})
+  if (current === null) return async () => ({})
   let refreshedAt = Date.now()
   let refreshing = false
-  return () => {
+  return async () => {
     if (!refreshing && Date.now() - refreshedAt >= GPU_REFRESH_MS) {
       refreshing = true
       sample()
@@ -250,9 +395,9 @@ function parseThrottled (out: string | null): string | null {
 
 // ---------------------------------------------------------------- helpers
 
-function run (file: string, args: string[]): Promise<string> {
+function run (file: string, args: string[], timeout = VCGENCMD_TIMEOUT_MS): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(file, args, { timeout: VCGENCMD_TIMEOUT_MS, encoding: 'utf8' }, (err, stdout) => {
+    execFile(file, args, { timeout, encoding: 'utf8' }, (err, stdout) => {
       if (err !== null) reject(err)
       else resolve(stdout)
     })

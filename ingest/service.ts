@@ -3,14 +3,20 @@ import type { TObject, TSchema } from '@sinclair/typebox'
 import {
   PC_FIELDS, RASPBERRY_FIELDS, PcReadingSchema, RaspberryReadingSchema, type DeviceKind
 } from '../schemas/devices.js'
-import type { Reading } from '../schemas/readings.js'
+import type { Reading, Reason } from '../schemas/readings.js'
 import { parseTime } from './time.js'
 import { decodeThrottled } from '../prediction/throttled.js'
 import { memberText } from './json-text.js'
 import type { PutResult, ReadingsRepository } from '../storage/readings-repository.js'
 
 export interface Predictor {
-  predict: (kind: DeviceKind, reading: Record<string, unknown>) => { probability: number, prediction: 0 | 1 }
+  predict: (kind: DeviceKind, reading: Record<string, unknown>) => {
+    probability: number
+    prediction: 0 | 1
+    source?: 'hardware' | 'model'
+    reasons?: Reason[]
+    missing?: string[]
+  }
 }
 
 export type Validation = { ok: true, reading: Reading } | { ok: false, reasons: string[] }
@@ -96,6 +102,10 @@ function describe (schema: TObject, field: string, value: unknown, sent?: string
   const numeric = prop?.anyOf?.find(s => s.type === 'number') ?? (prop?.type === 'number' ? prop : undefined)
   if (numeric !== undefined) {
     return `${field} must be a number from ${numeric.minimum as number} to ${numeric.maximum as number}, or null (got ${show(value, sent)})`
+  }
+  const list = prop?.anyOf?.find(s => s.type === 'array') as (TSchema & { maxItems?: number, items?: { pattern?: string } }) | undefined
+  if (list !== undefined) {
+    return `${field} must be a list of at most ${list.maxItems ?? '…'} names matching ${list.items?.pattern ?? '…'}, or null (got ${show(value, sent)})`
   }
   const text = prop?.anyOf?.find(s => s.type === 'string') ?? prop
   if (text?.pattern !== undefined) return `${field} must match ${text.pattern as string} (got ${show(value, sent)})`
@@ -200,9 +210,13 @@ export class IngestService {
     if (kind === 'raspberry' && typeof reading.throttled === 'string') {
       reading.throttled_flags = decodeThrottled(reading.throttled)
     }
-    const { probability, prediction } = this.predictor.predict(kind, reading)
+    const { probability, prediction, source: decidedBy, reasons, missing } = this.predictor.predict(kind, reading)
     reading.prediction = prediction
     reading.probability = probability
+    // Why: stored with the reading and its status (test doubles may give only the two numbers).
+    if (decidedBy !== undefined) reading.source = decidedBy
+    if (reasons !== undefined) reading.reasons = reasons
+    if (missing !== undefined) reading.missing = missing
     return { ok: true, reading: reading as Reading }
   }
 

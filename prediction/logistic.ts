@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { DeviceKinds, type DeviceKind } from '../schemas/devices.js'
+import { featureValue, inputsOf, numberOf } from './features.js'
 
 // The device kinds are the schemas' own; re-exported for the model code.
 export type { DeviceKind }
@@ -11,6 +12,8 @@ export interface Metrics {
   recall: number
   f1: number
   n: number
+  /** Mean squared error of the probability (calibration); absent in files written before it was reported. */
+  brier?: number
 }
 
 /** The JSON stored in models/<kind>.json. */
@@ -25,6 +28,11 @@ export interface LogisticModel {
   /** Coefficients on the standardised features. */
   coef: number[]
   intercept: number
+  /**
+   * Per feature, the value a missing input is imputed with: the median of the healthy training rows, so that
+   * a sensor the host lacks never raises the probability. Absent in older files: the training mean is used.
+   */
+  healthy?: number[]
   /** prediction = probability > threshold. */
   threshold: number
   /** What probability 1 means, in words. */
@@ -66,9 +74,12 @@ function numberArray (value: unknown, length: number, where: string, fail: (prob
 
 function metrics (value: unknown, where: string, fail: (problem: string) => never): Metrics {
   if (!isObject(value)) fail(`"${where}" must be an object`)
-  checkKeys(value, ['accuracy', 'precision', 'recall', 'f1', 'n'], `"${where}": `, fail)
+  const keys = ['accuracy', 'precision', 'recall', 'f1', 'n']
+  checkKeys(value, 'brier' in value ? [...keys, 'brier'] : keys, `"${where}": `, fail)
   const out: Metrics = { accuracy: 0, precision: 0, recall: 0, f1: 0, n: 0 }
-  for (const key of ['accuracy', 'precision', 'recall', 'f1'] as const) {
+  const scores: Array<'accuracy' | 'precision' | 'recall' | 'f1' | 'brier'> = ['accuracy', 'precision', 'recall', 'f1']
+  if ('brier' in value) scores.push('brier')
+  for (const key of scores) {
     const v = finite(value[key], `"${where}.${key}"`, fail)
     if (v < 0 || v > 1) fail(`"${where}.${key}" must be between 0 and 1`)
     out[key] = v
@@ -83,7 +94,8 @@ function metrics (value: unknown, where: string, fail: (problem: string) => neve
 export function parseModel (value: unknown, file: string): LogisticModel {
   const fail = (problem: string): never => { throw new ModelFileError(file, problem) }
   if (!isObject(value)) return fail('not a JSON object')
-  checkKeys(value, ['kind', 'version', 'features', 'mean', 'scale', 'coef', 'intercept', 'threshold', 'target', 'trainedAt', 'source', 'metrics'], '', fail)
+  const keys = ['kind', 'version', 'features', 'mean', 'scale', 'coef', 'intercept', 'threshold', 'target', 'trainedAt', 'source', 'metrics']
+  checkKeys(value, 'healthy' in value ? [...keys, 'healthy'] : keys, '', fail)
 
   const { kind, version, features, target, trainedAt, source } = value
   if (kind !== 'pc' && kind !== 'raspberry') fail(`"kind" must be "pc" or "raspberry", got ${JSON.stringify(kind)}`)
@@ -108,7 +120,7 @@ export function parseModel (value: unknown, file: string): LogisticModel {
   if (!isObject(value.metrics)) return fail('"metrics" must be an object')
   checkKeys(value.metrics, ['test', 'train'], '"metrics": ', fail)
 
-  return {
+  const model: LogisticModel = {
     kind: kind as DeviceKind,
     version: 1,
     features: [...names],
@@ -125,6 +137,8 @@ export function parseModel (value: unknown, file: string): LogisticModel {
       train: metrics(value.metrics.train, 'metrics.train', fail)
     }
   }
+  if ('healthy' in value) model.healthy = numberArray(value.healthy, names.length, 'healthy', fail)
+  return model
 }
 
 /** Reads and validates a model file; every failure is a ModelFileError naming the file. */
@@ -153,28 +167,72 @@ export function sigmoid (z: number): number {
 
 export type ProbabilityFn = (reading: Readonly<Record<string, unknown>>) => number
 
+/** One feature's share of a verdict: the reading field it rests on, that field's value, and its effect on the log-odds. */
+export interface Contribution {
+  field: string
+  value: number
+  /** log-odds against the healthy reference (the imputation value); positive pushes towards "stressed" */
+  effect: number
+}
+
+export interface Explanation {
+  probability: number
+  /** every present field's contribution (the features resting on it summed), largest effect first */
+  contributions: Contribution[]
+  /** the reading fields the model needed and did not get, in the model's order */
+  missing: string[]
+}
+
 /**
  * Compiles a model into a closure that runs per message with no allocation: the weights are folded into
  * w_i = coef_i / scale_i, so z = intercept + Σ w_i (x_i - mean_i).
  *
- * A missing, null or non-numeric feature (a host without that sensor) is imputed with the training mean,
- * i.e. a standardised value of 0: it contributes nothing and the others decide. Numeric strings are accepted.
+ * A feature that cannot be computed (a host without that sensor) is imputed with the healthy reference when the
+ * model has one (else the training mean): a missing sensor never pushes a reading towards "stressed".
  */
 export function compileModel (model: LogisticModel): ProbabilityFn {
   const count = model.features.length
   const names = [...model.features]
   const mean = Float64Array.from(model.mean)
+  const fill = Float64Array.from(model.healthy ?? model.mean)
   const weight = Float64Array.from(model.coef, (c, i) => c / model.scale[i]!)
   const intercept = model.intercept
+  const plain = names.map(n => inputsOf(n).length === 1 && inputsOf(n)[0] === n)
   return (reading) => {
     let z = intercept
     for (let i = 0; i < count; i++) {
-      const raw = reading[names[i]!]
-      const x = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : Number.NaN
-      if (Number.isFinite(x)) z += weight[i]! * (x - mean[i]!)
+      const x = plain[i] === true ? numberOf(reading[names[i]!]) : featureValue(names[i]!, reading)
+      z += weight[i]! * ((Number.isFinite(x) ? x : fill[i]!) - mean[i]!)
     }
     return sigmoid(z)
   }
+}
+
+/** The probability with its reasons: each feature's effect relative to the healthy reference, and the inputs missing. */
+export function explainModel (model: LogisticModel, reading: Readonly<Record<string, unknown>>): Explanation {
+  const fill = model.healthy ?? model.mean
+  let z = model.intercept
+  const contributions: Contribution[] = []
+  const missing: string[] = []
+  model.features.forEach((name, i) => {
+    const w = model.coef[i]! / model.scale[i]!
+    const x = featureValue(name, reading)
+    const inputs = inputsOf(name)
+    if (!Number.isFinite(x)) {
+      for (const input of inputs) if (!Number.isFinite(numberOf(reading[input])) && !missing.includes(input)) missing.push(input)
+      z += w * (fill[i]! - model.mean[i]!)
+      return
+    }
+    z += w * (x - model.mean[i]!)
+    // Features resting on the same field (the temperature, say) are one reason: their effects add up.
+    const field = inputs[0]!
+    const effect = w * (x - fill[i]!)
+    const same = contributions.find(c => c.field === field)
+    if (same === undefined) contributions.push({ field, value: numberOf(reading[field]), effect })
+    else same.effect += effect
+  })
+  contributions.sort((a, b) => Math.abs(b.effect) - Math.abs(a.effect))
+  return { probability: sigmoid(z), contributions, missing }
 }
 
 const compiled = new WeakMap<LogisticModel, ProbabilityFn>()

@@ -1,12 +1,28 @@
 import { join } from 'node:path'
 import { modelsDir as defaultModelsDir } from '../paths.js'
-import { compileModel, DEVICE_KINDS, loadModel, ModelFileError, type DeviceKind, type LogisticModel, type ProbabilityFn } from './logistic.js'
-import { parseThrottled, throttledNow } from './throttled.js'
+import { compileModel, DEVICE_KINDS, explainModel, loadModel, ModelFileError, type DeviceKind, type LogisticModel, type ProbabilityFn } from './logistic.js'
+import { numberOf, thermalLimit } from './features.js'
+import { decodeThrottled, parseThrottled, throttledNow } from './throttled.js'
+
+/** One reason for a verdict: the reading field, its value, and its weight (signed log-odds such as "+3.1", or words for hardware evidence). */
+export interface Reason {
+  field: string
+  value: number | string
+  effect: string
+}
+
+export type VerdictSource = 'hardware' | 'model'
 
 export interface Prediction {
-  /** Probability of "stressed", rounded to 4 decimals. */
+  /** Probability of "stressed", rounded to 4 decimals (1 when the hardware reported throttling). */
   probability: number
   prediction: 0 | 1
+  /** `hardware`: the device's own throttling report decided; `model`: the model did. */
+  source: VerdictSource
+  /** The top contributions to the verdict, largest first. */
+  reasons: Reason[]
+  /** Model inputs the reading lacked (imputed with healthy values, so they never raise the probability). */
+  missing: string[]
 }
 
 export interface Predictor {
@@ -14,7 +30,45 @@ export interface Predictor {
   readonly models: Readonly<Record<DeviceKind, LogisticModel>>
 }
 
-const STRESSED: Prediction = Object.freeze({ probability: 1, prediction: 1 })
+/** How many model contributions a verdict lists. */
+export const MAX_REASONS = 3
+
+/**
+ * NVIDIA clock-event reasons that mean the GPU slows down to protect itself. `sw_power_cap` is left out: a GPU at
+ * full load sits at its power limit by design (busy, not stressed); the idle and application-clock reasons too.
+ */
+export const GPU_SLOWDOWN_REASONS: ReadonlySet<string> = new Set([
+  'sw_thermal_slowdown', 'hw_thermal_slowdown', 'hw_slowdown', 'hw_power_brake_slowdown'
+])
+
+const NOW_FLAGS = ['under_voltage', 'arm_frequency_capped', 'throttled', 'soft_temperature_limit'] as const
+
+/** The device's own report of throttling, as reasons; empty when it reports none (or cannot). */
+export function hardwareEvidence (kind: DeviceKind, reading: Readonly<Record<string, unknown>>): Reason[] {
+  const reasons: Reason[] = []
+  if (kind === 'raspberry') {
+    // A "now" bit is ground truth and beats the model. An invalid mask is ignored.
+    const mask = parseThrottled(reading.throttled)
+    if (mask !== null && throttledNow(mask)) {
+      const flags = decodeThrottled(mask)
+      const now = NOW_FLAGS.filter(f => flags[f]).map(f => f.replaceAll('_', ' '))
+      reasons.push({ field: 'throttled', value: String(reading.throttled), effect: `${now.join(', ')} now (reported by the firmware)` })
+    }
+    return reasons
+  }
+  const events = numberOf(reading.ThrottleEventsCPU)
+  if (Number.isFinite(events) && events > 0) {
+    reasons.push({ field: 'ThrottleEventsCPU', value: events, effect: 'thermal throttling counted by the kernel' })
+  }
+  const gpu = reading.ThrottleReasonsGPU
+  if (Array.isArray(gpu)) {
+    const active = gpu.filter((r): r is string => typeof r === 'string' && GPU_SLOWDOWN_REASONS.has(r))
+    if (active.length > 0) reasons.push({ field: 'ThrottleReasonsGPU', value: active.join(','), effect: 'GPU slowdown reported by the driver' })
+  }
+  return reasons
+}
+
+const signed = (v: number): string => `${v >= 0 ? '+' : '-'}${Math.abs(v).toFixed(1)}`
 
 /** Loads models/pc.json and models/raspberry.json; rejects (ModelFileError naming the file) when one is missing or invalid. */
 export async function createPredictor ({ modelsDir = defaultModelsDir }: { modelsDir?: string } = {}): Promise<Predictor> {
@@ -25,21 +79,32 @@ export async function createPredictor ({ modelsDir = defaultModelsDir }: { model
     return model
   }))
   const models = Object.fromEntries(loaded.map(m => [m.kind, m])) as Record<DeviceKind, LogisticModel>
+  // Compiled once here so that a model that cannot run fails at start.
   const probability = Object.fromEntries(loaded.map(m => [m.kind, compileModel(m)])) as Record<DeviceKind, ProbabilityFn>
 
   return {
     models,
     predict (kind, reading) {
       const model = models[kind]
-      if (model === undefined) throw new TypeError(`Unknown device kind ${JSON.stringify(kind)}: expected "pc" or "raspberry"`)
-      if (kind === 'raspberry') {
-        // The Pi reports its own state: a "now" bit is ground truth and beats the model. An invalid mask is ignored.
-        const mask = parseThrottled(reading.throttled)
-        if (mask !== null && throttledNow(mask)) return { ...STRESSED }
+      if (model === undefined || probability[kind] === undefined) throw new TypeError(`Unknown device kind ${JSON.stringify(kind)}: expected "pc" or "raspberry"`)
+      const explained = explainModel(model, reading)
+      const evidence = hardwareEvidence(kind, reading)
+      if (evidence.length > 0) return { probability: 1, prediction: 1, source: 'hardware', reasons: evidence, missing: explained.missing }
+      const modelReasons = explained.contributions
+        .filter(c => Math.abs(c.effect) >= 0.05)
+        .map(c => ({ field: c.field, value: c.value, effect: signed(c.effect) }))
+      // At the CPU's own limit it throttles by design: stressed whatever the power says (see features.ts).
+      const atLimit = kind === 'pc' ? thermalLimit(reading) : null
+      if (atLimit !== null) {
+        const reason = { field: 'TemperatureCPUPackage', value: atLimit.temperature, effect: `at the CPU's limit (${atLimit.limit} °C), where it throttles` }
+        const others = modelReasons.filter(r => r.field !== 'TemperatureCPUPackage').slice(0, MAX_REASONS - 1)
+        return { probability: 1, prediction: 1, source: 'model', reasons: [reason, ...others], missing: explained.missing }
       }
-      const rounded = Math.round(probability[kind](reading) * 1e4) / 1e4
+      const rounded = Math.round(explained.probability * 1e4) / 1e4
       // Compared after rounding so the stored pair never contradicts itself (0.70004 shows as 0.7, prediction 0).
-      return { probability: rounded, prediction: rounded > model.threshold ? 1 : 0 }
+      const prediction = rounded > model.threshold ? 1 : 0
+      const reasons = modelReasons.slice(0, MAX_REASONS)
+      return { probability: rounded, prediction, source: 'model', reasons, missing: explained.missing }
     }
   }
 }

@@ -2,9 +2,15 @@ import { readdir, readFile, mkdir, writeFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { compileModel, type DeviceKind, type LogisticModel, type Metrics } from './logistic.js'
 import { parseThrottled, throttledNow } from './throttled.js'
+import { C_PER_W, featureValue, IDLE_C, IDLE_W, POWER_CLIP_W, REFERENCE_CLOCK_MAX_MHZ, thermalLimit } from './features.js'
 
-/** The four CPU sensors every PC has. The GPU columns are useless: pc1's GPU temperature is 0 throughout, pc2 has none. */
+/** The four CPU sensors every PC has: the CSV columns read. The GPU columns are useless: pc1's GPU temperature is 0 throughout, pc2 has none. */
 export const PC_FEATURES = ['ClockCPUCoreOne', 'TemperatureCPUPackage', 'LoadCPUTotal', 'PowerCPUPackage'] as const
+/**
+ * What the PC model sees (prediction/features.ts): heat (relative to the CPU's own limit when known), power at that
+ * heat, and the clock lost under load. Load is no input of its own: busy is not stressed.
+ */
+export const PC_MODEL_FEATURES = ['HeatCPU', 'PowerCPU', 'ClockDeficitUnderLoad', 'PowerPerLoad', 'ClockBoostWhenWarm'] as const
 const PC_TARGET_COLUMN = 'NoTechnicalInterventionRequired'
 
 /**
@@ -24,6 +30,33 @@ const PC_TARGET_COLUMN = 'NoTechnicalInterventionRequired'
 export const RASPBERRY_FEATURES = ['CPU_temp_celsius'] as const
 const RASPBERRY_TARGET_COLUMN = 'throttled'
 
+/** The model's inputs per kind (the CSV columns are `featuresOf`). */
+export function modelFeaturesOf (kind: DeviceKind): readonly string[] {
+  return kind === 'pc' ? PC_MODEL_FEATURES : RASPBERRY_FEATURES
+}
+
+/** How many healthy busy PC rows are added to the training split, and the seed that draws them. */
+export const HEALTHY_BUSY_ROWS = 100
+export const HEALTHY_BUSY_SEED = 4000
+
+/**
+ * Healthy busy machines, which the original data lacks (its "fine" rows are light load at ≤ 12 W): 40–100 % load,
+ * the clock within 12 % of the maximum, 8 W plus up to 65 W scaled by the load, and a temperature that follows the
+ * power (about 0.45 °C per W above the original machine's idle 50 °C, capped at 85 °C). Raw CSV columns, label 0.
+ */
+export function healthyBusyRows (count = HEALTHY_BUSY_ROWS, seed = HEALTHY_BUSY_SEED): number[][] {
+  const random = seededRandom(seed)
+  const rows: number[][] = []
+  for (let i = 0; i < count; i++) {
+    const load = 40 + 60 * random()
+    const power = 8 + (15 + 50 * random()) * load / 100
+    const clock = REFERENCE_CLOCK_MAX_MHZ * (0.88 + 0.12 * random())
+    const temperature = Math.min(85, IDLE_C + C_PER_W * (power - IDLE_W) + 4 * random() - 3)
+    rows.push([clock, temperature, load, Math.min(power, POWER_CLIP_W + 8)])
+  }
+  return rows
+}
+
 export const TARGETS: Readonly<Record<DeviceKind, string>> = {
   pc: 'needs technical intervention (1 - NoTechnicalInterventionRequired)',
   raspberry: 'throttled now: any of bits 0-3 of the vcgencmd get_throttled mask set (under-voltage, ARM frequency capped, throttled, soft temperature limit)'
@@ -39,7 +72,10 @@ export const TEST_FRACTION = 0.2
  */
 export const L2_GRID = [1e-1, 1e-2, 1e-3, 1e-4] as const
 export const CV_FOLDS = 5
+/** The original's threshold: used when a threshold is not chosen (and the highest candidate). */
 export const THRESHOLD = 0.7
+/** Candidate decision thresholds, one chosen per model by cross-validation on the training split (`chooseThreshold`). */
+export const THRESHOLD_GRID = [0.3, 0.4, 0.5, 0.6, 0.7] as const
 
 /**
  * Repairs for the lost decimal separators of the original Raspberry Pi file (GPU 837 → 83.7 °C, CPU 82289 → 82.289 °C,
@@ -414,29 +450,74 @@ function logLoss (model: FittedModel, x: readonly number[], y: 0 | 1): number {
   return -(y === 1 ? logSigmoid(s) : logSigmoid(-s))
 }
 
+/** Rows that join every training part of a cross-validation and are never validated (the added healthy busy rows). */
+export interface AlwaysTrained { x: readonly number[][], y: ReadonlyArray<0 | 1> }
+
 /**
- * The L2 penalty of `grid` with the lowest pooled validation log-loss over stratified k-fold cross-validation
- * (each fold standardised on its own training part). Ties go to the stronger penalty.
+ * Pooled validation probabilities of stratified k-fold cross-validation at one penalty (each fold standardised on
+ * its own training part). `always` rows join every training part and are never validated, so the figures are
+ * about the CSV's own rows, like the test figures.
+ */
+export function crossValidatedProbabilities (
+  x: readonly number[][], y: ReadonlyArray<0 | 1>, seed: number, l2: number, folds = CV_FOLDS, always: AlwaysTrained = { x: [], y: [] }
+): number[] {
+  const fold = stratifiedFolds(y, folds, seed)
+  const out = new Array<number>(y.length).fill(0)
+  for (let k = 0; k < folds; k++) {
+    const inner = y.flatMap((_, i) => (fold[i] !== k ? [i] : []))
+    const model = fitStandardised([...inner.map(i => x[i]!), ...always.x], [...inner.map(i => y[i]!), ...always.y], l2)
+    y.forEach((label, i) => { if (fold[i] === k) out[i] = Math.exp(-logLoss(model, x[i]!, 1)) })
+  }
+  return out
+}
+
+/**
+ * The L2 penalty of `grid` with the lowest pooled validation log-loss over stratified k-fold cross-validation.
+ * Ties go to the stronger penalty.
  */
 export function chooseL2 (
-  x: readonly number[][], y: ReadonlyArray<0 | 1>, seed: number, grid: readonly number[] = L2_GRID, folds = CV_FOLDS
-): { l2: number, cvLogLoss: number } {
-  const fold = stratifiedFolds(y, folds, seed)
-  let best = { l2: grid[0]!, cvLogLoss: Number.POSITIVE_INFINITY }
+  x: readonly number[][], y: ReadonlyArray<0 | 1>, seed: number, grid: readonly number[] = L2_GRID, folds = CV_FOLDS,
+  always: AlwaysTrained = { x: [], y: [] }
+): { l2: number, cvLogLoss: number, probabilities: number[] } {
+  let best = { l2: grid[0]!, cvLogLoss: Number.POSITIVE_INFINITY, probabilities: [] as number[] }
   for (const l2 of grid) {
-    let total = 0
-    for (let k = 0; k < folds; k++) {
-      const inner = y.flatMap((_, i) => (fold[i] !== k ? [i] : []))
-      const model = fitStandardised(inner.map(i => x[i]!), inner.map(i => y[i]!), l2)
-      y.forEach((label, i) => { if (fold[i] === k) total += logLoss(model, x[i]!, label) })
-    }
-    const cvLogLoss = total / y.length
-    if (cvLogLoss < best.cvLogLoss - 1e-12) best = { l2, cvLogLoss }
+    const probabilities = crossValidatedProbabilities(x, y, seed, l2, folds, always)
+    const clip = (p: number): number => Math.min(Math.max(p, 1e-15), 1 - 1e-15)
+    const cvLogLoss = probabilities.reduce((sum, p, i) => sum - Math.log(y[i] === 1 ? clip(p) : 1 - clip(p)), 0) / y.length
+    if (cvLogLoss < best.cvLogLoss - 1e-12) best = { l2, cvLogLoss, probabilities }
+  }
+  return best
+}
+
+/**
+ * The decision threshold of `grid` with the fewest errors on cross-validated probabilities (the issue's targets
+ * are accuracy and recall, figures of the decision, not of the probability). Ties go to the higher threshold:
+ * fewer alarms.
+ */
+export function chooseThreshold (
+  probabilities: readonly number[], y: ReadonlyArray<0 | 1>, grid: readonly number[] = THRESHOLD_GRID
+): { threshold: number, cvErrors: number, cvMissed: number } {
+  let best = { threshold: grid[grid.length - 1]!, cvErrors: Number.POSITIVE_INFINITY, cvMissed: 0 }
+  for (const threshold of [...grid].sort((a, b) => b - a)) {
+    let errors = 0
+    let missed = 0
+    probabilities.forEach((p, i) => {
+      if ((p > threshold ? 1 : 0) === y[i]) return
+      errors++
+      if (y[i] === 1) missed++
+    })
+    if (errors < best.cvErrors) best = { threshold, cvErrors: errors, cvMissed: missed }
   }
   return best
 }
 
 const round4 = (v: number): number => Math.round(v * 1e4) / 1e4
+
+function median (values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length === 0 ? 0 : sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
 
 /** Positive class = 1 (stressed); precision/recall/F1 are 0 when undefined (no predicted or no actual positives). */
 export function classificationMetrics (actual: ReadonlyArray<0 | 1>, predicted: ReadonlyArray<0 | 1>): Metrics {
@@ -463,7 +544,11 @@ export interface TrainOptions {
   testFraction?: number
   /** A fixed penalty instead of the cross-validated choice. */
   l2?: number
+  /** A fixed decision threshold instead of the cross-validated choice. */
+  threshold?: number
   now?: Date
+  /** false: no healthy busy rows added (to measure what they change) */
+  healthyBusy?: boolean
 }
 
 export interface TrainingReport {
@@ -473,9 +558,21 @@ export interface TrainingReport {
   duplicatesDropped: number
   repaired: Record<string, number>
   positives: { train: number, test: number }
+  /** Healthy busy rows added to the training split. */
+  added: number
+  /** Test figures of the same features fitted without the added rows (undefined when none were added). */
+  withoutAdded?: Metrics
+  /** Freshly drawn healthy busy rows (another seed, never trained on) and how many the model calls stressed. */
+  healthyBusyCheck: { rows: number, flagged: number }
   /** The penalty used, and its cross-validated log-loss (NaN when given rather than chosen). */
   l2: number
   cvLogLoss: number
+  /** Validation errors at the chosen threshold over the cross-validation, of `cvRows` CSV rows of the training split. */
+  cvErrors: number
+  /** Of them, needs-intervention rows called healthy; of `cvPositives`. */
+  cvMissed: number
+  cvRows: number
+  cvPositives: number
 }
 
 export function trainKind (data: KindDataset, folder: string, options: TrainOptions = {}): TrainingReport {
@@ -485,44 +582,76 @@ export function trainKind (data: KindDataset, folder: string, options: TrainOpti
     throw new TrainingDataError(`${data.kind}: need at least 2 rows of each class to train and test, got ${counts[1]} positive and ${counts[0]} negative (${TARGETS[data.kind]})`)
   }
   const { train, test } = stratifiedSplit(data.y, seed, options.testFraction ?? TEST_FRACTION)
-  const trainX = train.map(i => data.x[i]!)
-  const trainY = train.map(i => data.y[i]!)
-  const { l2, cvLogLoss } = options.l2 === undefined ? chooseL2(trainX, trainY, seed) : { l2: options.l2, cvLogLoss: Number.NaN }
+  const features = modelFeaturesOf(data.kind)
+  const readingOf = (raw: readonly number[]): Record<string, number> => Object.fromEntries(data.features.map((f, j) => [f, raw[j]!]))
+  const row = (raw: readonly number[]): number[] => { const r = readingOf(raw); return features.map(f => featureValue(f, r)) }
+  // The healthy busy rows go to the training split only: the test figures are about the original's own labels.
+  const added = data.kind === 'pc' && options.healthyBusy !== false ? healthyBusyRows() : []
+  const trainRaw = [...train.map(i => data.x[i]!), ...added]
+  const trainX = trainRaw.map(row)
+  const trainY = [...train.map(i => data.y[i]!), ...added.map(() => 0 as const)]
+  const ownX = train.map(i => row(data.x[i]!))
+  const ownY = train.map(i => data.y[i]!)
+  const always = { x: added.map(row), y: added.map(() => 0 as const) }
+  const chosen = options.l2 === undefined
+    ? chooseL2(ownX, ownY, seed, L2_GRID, CV_FOLDS, always)
+    : { l2: options.l2, cvLogLoss: Number.NaN, probabilities: crossValidatedProbabilities(ownX, ownY, seed, options.l2, CV_FOLDS, always) }
+  const { l2, cvLogLoss } = chosen
+  const { threshold, cvErrors, cvMissed } = options.threshold === undefined
+    ? chooseThreshold(chosen.probabilities, ownY)
+    : chooseThreshold(chosen.probabilities, ownY, [options.threshold])
   const { mean, scale, coef, intercept } = fitStandardised(trainX, trainY, l2)
+  // The healthy reference: per feature, the median over the healthy training rows.
+  const healthy = features.map((_, j) => median(trainX.filter((_, i) => trainY[i] === 0).map(x => x[j]!)))
 
+  const empty: Metrics = { accuracy: 0, precision: 0, recall: 0, f1: 0, n: 0 }
   const model: LogisticModel = {
     kind: data.kind,
     version: 1,
-    features: [...data.features],
+    features: [...features],
     mean,
     scale,
     coef,
     intercept,
-    threshold: THRESHOLD,
+    healthy,
+    threshold,
     target: TARGETS[data.kind],
     trainedAt: (options.now ?? new Date()).toISOString(),
     source: { files: [...data.files], rows: data.y.length },
-    metrics: { test: { accuracy: 0, precision: 0, recall: 0, f1: 0, n: 0 }, train: { accuracy: 0, precision: 0, recall: 0, f1: 0, n: 0 } }
+    metrics: { test: empty, train: empty }
   }
   // Scored through the runtime predictor, so the figures describe exactly what the service computes.
-  const probability = compileModel(model)
-  const score = (indices: number[]): Metrics => {
-    const predicted = indices.map(i => {
-      const reading = Object.fromEntries(data.features.map((f, j) => [f, data.x[i]![j]!]))
-      return probability(reading) > THRESHOLD ? 1 as const : 0 as const
-    })
-    return classificationMetrics(indices.map(i => data.y[i]!), predicted)
+  // As the service decides: a PC at its CPU's limit is stressed without the model (predictor.ts).
+  const modelProbability = compileModel(model)
+  const probability = (reading: Record<string, number>): number =>
+    data.kind === 'pc' && thermalLimit(reading) !== null ? 1 : modelProbability(reading)
+  const score = (rows: ReadonlyArray<readonly number[]>, labels: ReadonlyArray<0 | 1>): Metrics => {
+    const p = rows.map(raw => probability(readingOf(raw)))
+    return {
+      ...classificationMetrics(labels, p.map(v => (v > threshold ? 1 as const : 0 as const))),
+      brier: round4(labels.length === 0 ? 0 : p.reduce((sum, v, i) => sum + (v - labels[i]!) ** 2, 0) / labels.length)
+    }
   }
-  model.metrics = { test: score(test), train: score(train) }
+  model.metrics = { test: score(test.map(i => data.x[i]!), test.map(i => data.y[i]!)), train: score(trainRaw, trainY) }
+  const fresh = data.kind === 'pc' ? healthyBusyRows(50, HEALTHY_BUSY_SEED + 1) : []
+  const healthyBusyFlagged = fresh.filter(raw => probability(readingOf(raw)) > threshold).length
+  const withoutAdded = added.length > 0 ? trainKind(data, folder, { ...options, healthyBusy: false }).model.metrics.test : undefined
   return {
     model,
     folder,
+    withoutAdded,
     rowsRead: data.rowsRead,
     duplicatesDropped: data.duplicatesDropped,
     repaired: data.repaired,
     positives: { train: trainY.filter(v => v === 1).length, test: test.filter(i => data.y[i] === 1).length },
+    added: added.length,
+    healthyBusyCheck: { rows: fresh.length, flagged: healthyBusyFlagged },
     l2,
-    cvLogLoss
+    cvLogLoss,
+    cvErrors,
+    cvMissed,
+    cvRows: ownY.length,
+    cvPositives: ownY.filter(v => v === 1).length
   }
 }
 
@@ -537,17 +666,84 @@ const fmt = (v: number): string => v.toFixed(4)
 
 export function formatFiguresTable (reports: readonly TrainingReport[]): string {
   const lines = [
-    '| model | split | n | stressed | accuracy | precision | recall | F1 |',
-    '|---|---|---:|---:|---:|---:|---:|---:|'
+    '| model | split | n | stressed | accuracy | precision | recall | F1 | Brier |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|'
   ]
   for (const { model, positives } of reports) {
     for (const split of ['test', 'train'] as const) {
       const m = model.metrics[split]
-      lines.push(`| ${model.kind} | ${split} | ${m.n} | ${positives[split]} | ${fmt(m.accuracy)} | ${fmt(m.precision)} | ${fmt(m.recall)} | ${fmt(m.f1)} |`)
+      const brier = m.brier === undefined ? '' : fmt(m.brier)
+      lines.push(`| ${model.kind} | ${split} | ${m.n} | ${positives[split]} | ${fmt(m.accuracy)} | ${fmt(m.precision)} | ${fmt(m.recall)} | ${fmt(m.f1)} | ${brier} |`)
     }
   }
   return lines.join('\n')
 }
+
+/** Issue 17's targets for the PC model on the held-out split. */
+export const PC_TARGETS = { accuracy: 0.95, recall: 0.96 } as const
+
+const PC_REASONING: readonly string[] = [
+  '## Why the PC model looks at heat and at work out of proportion, not at work (issue 17)',
+  '',
+  'The question is "is this machine burning out or throttling?". The verdict rests on heat, throttling and power or clock',
+  'that the load does not explain; load is no input of its own (busy is not stressed):',
+  '',
+  '- `HeatCPU`: TemperatureCPUPackage, moved onto the training machine\'s scale when the reading carries TemperatureCPUCritical',
+  '  (T − (critical − 100 °C)): 10 °C under this CPU\'s own limit reads as 90 °C whatever the limit.',
+  '- `PowerCPU`: PowerCPUPackage (clipped at 65 W). At the same temperature more power means the cooling copes, so its weight is',
+  '  negative: a hot package at low power is the cooling fault, a warm package at high power is a busy machine.',
+  '- `ClockDeficitUnderLoad`: load/100 × (1 − ClockCPUCoreOne / ClockCPUMax), ClockCPUMax 4000 MHz when the reading lacks it:',
+  '  the clock lost while there is work to do is throttling; an idle CPU clocking down is not.',
+  '- `PowerPerLoad`: PowerCPUPackage / max(LoadCPUTotal, 20 %), W per % of load: a light load drawing a busy machine\'s power',
+  '  (the original\'s 27 W rows at 3–25 % load). A busy machine\'s power goes with its load, so the work done does not raise it.',
+  '- `ClockBoostWhenWarm`: (1 − load/100) × max(0, clock/ClockCPUMax − 0.85) × a warm ramp (0 at ≤ 50 °C, 1 from 55 °C): a clock',
+  '  held near the maximum with little work on a warm package (the original\'s 3.6–3.9 GHz rows at light load). At full load or',
+  '  on a cool package (an idle CPU on the performance governor) it is 0.',
+  '- Load enters only through these three ratios. Raising it with everything else fixed lowers PowerPerLoad and ClockBoostWhenWarm;',
+  '  it raises only ClockDeficitUnderLoad, by the clock lost below the maximum (throttling under load). A healthy busy machine, its',
+  '  clock near the maximum, does not get more stressed with more load (60 °C, 35 W, 3.5 of 3.6 GHz: 0.22 at 40 %, 0.0000 at 100 %).',
+  '- At the CPU\'s limit (TemperatureCPUPackage ≥ TemperatureCPUCritical, 100 °C when unknown) a PC is stressed without the model:',
+  '  it throttles there by design whatever its power, and the training data has no hot rows at high power to teach the model that.',
+  '  The figures above include this rule (it changes none of them: every CSV row at 100 °C or more is called stressed by the model too).',
+  '- Constraint: a missing input is imputed with its healthy reference (median of the healthy training rows), so the probability',
+  '  of a reading with fewer sensors is never raised by what it lacks; a reading with only LoadCPUTotal gets the healthy baseline.',
+  '- Healthy busy rows: the original\'s "fine" rows are all light load at ≤ 12.4 W, so any model of them learns "busy = stressed".',
+  '  100 rows of healthy busy machines (40–100 % load, clock within 12 % of the maximum, up to 73 W, temperature following the power at',
+  '  about 0.45 °C/W from 50 °C, capped at 85 °C) are added to the training split only, labelled healthy; the test split holds only',
+  '  the original\'s rows. These rows are an assumption about healthy cooling, stated here, not a measurement. In the',
+  '  cross-validation they join every training part and are never validated.',
+  '- Selection, on the training split only: the feature set by the fewest cross-validated errors among sets that pass a fixed list',
+  '  of sanity readings (the case table of issue 17, a cool idle CPU at its maximum clock, a reading with only a temperature of',
+  '  97 °C, 60 °C at 35 W from 40 to 100 % load); then the penalty by cross-validated log-loss and the threshold by the fewest',
+  '  cross-validated errors. The threshold is below the original\'s 0.7 because the added healthy rows lower every probability of',
+  '  the CSV\'s population; the case table still holds with a wide margin (busy machine 0.0000, hot machine 1.0000).',
+  '',
+  'Why recall 0.96 is out of reach on this split: 0.96 of 20 needs-intervention test rows means all 20. In the original\'s 201',
+  'distinct PC rows, several needs-intervention rows have a healthy row within 1 °C, 8 % load, 2.5 W and 400 MHz (4 of the 81 in',
+  'the training split, for example 2357 MHz, 55.7 °C, 2.8 %, 4.9 W needs intervention, 1984 MHz, 56 °C, 6.1 %, 5.0 W does not); they',
+  'differ only by artefacts of how the rows were made (the healthy rows have whole-degree temperatures and clocks in steps of',
+  '99.2 MHz, the invented ones do not), which no honest model may use. The test split holds one such row (2414 MHz, 57.8 °C,',
+  '6.5 %, 5.7 W, needs intervention, probability 0.12); it is the model\'s only test error.',
+  '',
+  'Limits of this model, from the invented labels: an idle CPU at 55 °C or more held at its maximum clock reads as stressed (the',
+  'original labels 3.6–3.9 GHz at light load as needing intervention), a light load at a busy machine\'s power too; a full load at',
+  '90 °C and 45 W reads OK because the power explains the heat. Real throttling is caught by the hardware evidence first.',
+  '',
+  'Every look at the test split during this work, in order. The sanity list and the cross-validation ruled the variants out, but',
+  'the figures were seen, so the shipped test figures are somewhat optimistic; the cross-validated ones above are the fairer',
+  'estimate. Features HeatCPU, PowerCPU, ClockDeficitUnderLoad, PowerPerLoad, ClockBoostAtLightLoad (no warm ramp),',
+  'HeatAbovePower at threshold 0.7 and L2 0.001: 0.9000 / 0.8000; the same with L2 0.0001: 0.9500 / 0.9000; with the',
+  'threshold chosen (0.3): 0.9750 / 0.9500, but it called a cool idle CPU at its maximum clock stressed, which the sanity list',
+  'then forbade; without any clock-boost feature: 0.8750 / 0.8000 (8 cross-validated errors against 6); with the boost scaled by (T − 50 °C)/10: 0.9750 / 0.9500 but a',
+  'reading with only 97 °C read OK; the shipped set (above): 0.9750 / 0.9500 (accuracy / recall).',
+  '',
+  'For comparison, the model shipped before issue 17 (the four raw inputs including load, missing inputs imputed with the training',
+  'mean) scored accuracy 0.9250, recall 0.8500 on the same test split, but called the busy healthy machine of the case table stressed',
+  '(probability 1.000) and a reading with only LoadCPUTotal 60 stressed (0.999). The colleague\'s heat-only model (HeatCPU, PowerCPU,',
+  'ClockDeficitUnderLoad) scored 0.7250 / 0.4500, Brier 0.2042. A boosted decision-stump ensemble over the same features did not',
+  'beat the logistic regression in cross-validation (10 errors against 6) and is not shipped.',
+  ''
+]
 
 const ORIGINAL_FILES = new Set(['data_pc_1.csv', 'data_pc_2.csv', 'data_rasb.csv'])
 
@@ -563,7 +759,9 @@ export function renderEvaluation (reports: readonly TrainingReport[], command: s
     '',
     '## Figures',
     '',
-    `"stressed" = rows of class 1; predicted stressed = probability > ${THRESHOLD}.`,
+    '"stressed" = rows of class 1 (needs intervention); predicted stressed = probability > the model\'s threshold (below). Recall is the recall of needs-intervention;',
+    'Brier is the mean squared error of the probability (0 is perfect; always answering 0.5 scores 0.25). The test split holds only rows of the CSV files;',
+    'the PC train split also holds the added healthy busy rows (see below).',
     '',
     formatFiguresTable(reports),
     '',
@@ -571,8 +769,12 @@ export function renderEvaluation (reports: readonly TrainingReport[], command: s
     '',
     `- Split: stratified 80/20, per class a Fisher–Yates shuffle driven by mulberry32 seeded with ${SPLIT_SEED}; ${Math.round(TEST_FRACTION * 100)} % of each class (rounded) goes to test.`,
     '- Features standardised with the mean and (population) standard deviation of the training split only.',
-    `- Logistic regression fitted by Newton's method with a line search, L2 penalty on the mean log-loss (intercept unpenalised) chosen from ${L2_GRID.join(', ')} by stratified ${CV_FOLDS}-fold cross-validation (log-loss) on the training split only; the test split is used once, for the figures.`,
-    '- At prediction time a missing or null feature is imputed with the training mean (standardised value 0).',
+    `- Logistic regression fitted by Newton's method with a line search, L2 penalty on the mean log-loss (intercept unpenalised) chosen from ${L2_GRID.join(', ')} by stratified ${CV_FOLDS}-fold cross-validation (log-loss) on the training split only;`,
+    `  then the decision threshold chosen from ${THRESHOLD_GRID.join(', ')} by the fewest errors of the same cross-validated probabilities (ties: the higher threshold).`,
+    '  In the cross-validation the added healthy busy rows join every training part and are never validated: the figures are about the CSV rows.',
+    '- At prediction time a feature whose inputs are missing is imputed with its healthy reference, the median of the healthy training rows: a missing sensor never',
+    '  pushes a reading towards "stressed". The service first looks for hardware evidence (a Pi "now" bit, ThrottleEventsCPU > 0, an NVIDIA thermal or hardware',
+    '  slowdown reason); when there is some, it decides (`source: "hardware"`) and the model is not asked.',
     ''
   ]
   for (const r of reports) {
@@ -581,18 +783,36 @@ export function renderEvaluation (reports: readonly TrainingReport[], command: s
       `- Target (probability 1): ${model.target}.`,
       `- Features: ${model.features.join(', ')}.`,
       `- Files: ${model.source.files.join(', ')}; ${r.rowsRead} rows read, ${r.duplicatesDropped} duplicate rows dropped, ${model.source.rows} used.`,
-      `- L2 penalty ${r.l2}${Number.isNaN(r.cvLogLoss) ? ' (fixed)' : ` (cross-validated log-loss ${r.cvLogLoss.toFixed(4)})`}.`)
+      `- L2 penalty ${r.l2}${Number.isNaN(r.cvLogLoss) ? ' (fixed)' : ` (cross-validated log-loss ${r.cvLogLoss.toFixed(4)})`}; threshold ${model.threshold}. ` +
+      `Cross-validation on the training split's ${r.cvRows} CSV rows at that penalty and threshold: ${r.cvErrors} errors (accuracy ${fmt(1 - r.cvErrors / r.cvRows)}), ` +
+      `${r.cvMissed} of ${r.cvPositives} needs-intervention rows missed (recall ${fmt(r.cvPositives === 0 ? 0 : 1 - r.cvMissed / r.cvPositives)}).`)
+    if (r.added > 0) {
+      out.push(`- ${r.added} healthy busy rows added to the training split (\`healthyBusyRows\`, seed ${HEALTHY_BUSY_SEED}); of ${r.healthyBusyCheck.rows} more drawn with ` +
+        `another seed and never trained on, ${r.healthyBusyCheck.flagged} are called stressed.`)
+    }
+    if (r.withoutAdded !== undefined) {
+      const w = r.withoutAdded
+      out.push(`- Without the added rows the same features score on the test split: accuracy ${fmt(w.accuracy)}, precision ${fmt(w.precision)}, ` +
+        `recall ${fmt(w.recall)}, Brier ${w.brier === undefined ? '?' : fmt(w.brier)}.`)
+    }
+    if (model.kind === 'pc') {
+      const t = model.metrics.test
+      const met = t.accuracy >= PC_TARGETS.accuracy && t.recall >= PC_TARGETS.recall
+      out.push(`- Targets (issue 17): accuracy ≥ ${PC_TARGETS.accuracy}, recall ≥ ${PC_TARGETS.recall} on the test split: ${met ? 'met' : `**not met** (${fmt(t.accuracy)}, ${fmt(t.recall)}); see "Why" below`}.`)
+    }
     const repaired = Object.entries(r.repaired).filter(([, n]) => n > 0)
     if (repaired.length > 0) out.push(`- Lost decimal separators repaired: ${repaired.map(([c, n]) => `${c} ${n}`).join(', ')} values.`)
-    out.push('', '| feature | train mean | train scale | coefficient (standardised) |', '|---|---:|---:|---:|')
-    model.features.forEach((f, i) => out.push(`| ${f} | ${model.mean[i]!.toPrecision(6)} | ${model.scale[i]!.toPrecision(6)} | ${model.coef[i]!.toFixed(4)} |`))
-    out.push(`| (intercept) | | | ${model.intercept.toFixed(4)} |`, '')
+    out.push('', '| feature | train mean | train scale | healthy reference | coefficient (standardised) |', '|---|---:|---:|---:|---:|')
+    model.features.forEach((f, i) => out.push(
+      `| ${f} | ${model.mean[i]!.toPrecision(6)} | ${model.scale[i]!.toPrecision(6)} | ${model.healthy?.[i]?.toPrecision(6) ?? ''} | ${model.coef[i]!.toFixed(4)} |`))
+    out.push(`| (intercept) | | | | ${model.intercept.toFixed(4)} |`, '')
   }
+  if (reports.some(r => r.model.kind === 'pc' && r.model.features.includes('HeatCPU'))) out.push(...PC_REASONING)
   if (reports.some(r => r.model.source.files.some(f => ORIGINAL_FILES.has(f)))) {
     out.push('## Caveats of the original data', '',
       '- PC: the "needs intervention" rows were invented by the original authors around edge values (a machine that is down sends nothing), so the high figures say little about real machines; n is small, one test error moves accuracy by about 2.5 points.',
       '- PC: every row of data_pc_2.csv also appears in data_pc_1.csv (same four CPU values and target); the copies are dropped before the split, otherwise the test set would largely be a copy of the training set.',
-      '- PC: the "fine" rows only cover 54–70 °C, at most about 25 % load and 12 W, so a busy but healthy machine will be called stressed: expect false alarms in production.',
+      '- PC: the "fine" rows only cover 54–70 °C, at most about 25 % load and 12 W; the healthy busy rows added to training stand in for the busy machines it lacks.',
       '- PC: the GPU columns are not used: data_pc_1.csv has GPU temperature 0 throughout and data_pc_2.csv has no GPU.',
       '- Raspberry: one Pi, one 25-minute session sampled every few seconds. Neighbouring readings are nearly identical and a random split puts them on both sides, so the test figures are optimistic.',
       '- Raspberry: the only "now" condition seen is the soft temperature limit (bit 3); under-voltage, capping and throttling "now" never occur, so the model knows heat only. The service also uses each reading\'s own `throttled` mask, which overrides the model when a "now" bit is set.',

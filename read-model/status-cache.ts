@@ -197,7 +197,10 @@ export class StatusCache {
         loading_datetime: r.loading_datetime,
         prediction: r.prediction,
         probability: r.probability,
-        ...(r.throttled_flags !== undefined ? { throttled_flags: r.throttled_flags } : {})
+        ...(r.throttled_flags !== undefined ? { throttled_flags: r.throttled_flags } : {}),
+        ...(r.source !== undefined ? { source: r.source } : {}),
+        ...(r.reasons !== undefined ? { reasons: r.reasons } : {}),
+        ...(r.missing !== undefined ? { missing: r.missing } : {})
       }
       if (entry !== undefined) entry.record = record
       else {
@@ -235,6 +238,9 @@ export function statusFrom (record: StatusRecord, age: { tenths: number, stale: 
     stale
   }
   if (record.throttled_flags !== undefined) status.throttled_flags = record.throttled_flags
+  if (record.source !== undefined) status.source = record.source
+  if (record.reasons !== undefined) status.reasons = record.reasons
+  if (record.missing !== undefined) status.missing = record.missing
   return status
 }
 

@@ -1,4 +1,4 @@
-import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { Type, type Static, type TSchema, type TUnsafe } from '@sinclair/typebox'
 
 // The device models. Field names are the wire format of the original system and must not change.
 
@@ -34,13 +34,25 @@ export const ReadingBaseFields = {
   }))
 }
 
+// Its static type is declared: the inferred one (a union with an array branch) makes the stored Reading type too deep for tsc.
+const GpuThrottleReasons = Type.Union([Type.Array(Type.String({ pattern: '^[a-z_]{1,40}$' }), { maxItems: 16 }), Type.Null()], {
+  description: 'Active NVIDIA clock-event (throttle) reasons, by nvidia-smi name: sw_thermal_slowdown, hw_thermal_slowdown, hw_slowdown, hw_power_brake_slowdown, sw_power_cap, …',
+  examples: [['sw_power_cap']]
+}) as unknown as TUnsafe<string[] | null>
+
 export const PcSensorFields = {
   ClockCPUCoreOne: sensor('CPU core clock, MHz', 0, 20_000, 3615.13),
   TemperatureCPUPackage: sensor('CPU package temperature, °C', -50, 150, 54),
   LoadCPUTotal: sensor('Total CPU load, %', 0, 100, 25.39),
   PowerCPUPackage: sensor('CPU package power, W', 0, 2000, 8.11),
   TemperatureGPUCore: sensor('GPU core temperature, °C (hosts with a GPU)', -50, 150, 61),
-  LoadGPUCore: sensor('GPU core load, % (hosts with a GPU)', 0, 100, 12)
+  LoadGPUCore: sensor('GPU core load, % (hosts with a GPU)', 0, 100, 12),
+  ThrottleEventsCPU: sensor('CPU thermal throttle events the kernel counted since the previous reading (Linux thermal_throttle core and package counts), count', 0, 1e9, 0),
+  ClockCPUMax: sensor('CPU maximum clock (cpufreq cpuinfo_max_freq), MHz', 0, 20_000, 3600),
+  TemperatureCPUCritical: sensor('CPU critical or maximum temperature given by the platform (hwmon temp*_crit / temp*_max), °C', -50, 200, 100),
+  PowerGPU: sensor('GPU power draw (nvidia-smi), W', 0, 5000, 180.5),
+  ClockGPUCore: sensor('GPU graphics clock (nvidia-smi), MHz', 0, 20_000, 1950),
+  ThrottleReasonsGPU: Type.Optional(GpuThrottleReasons)
 }
 
 export const THROTTLED_PATTERN = '^0[xX][0-9a-fA-F]{1,8}$'

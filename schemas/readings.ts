@@ -1,4 +1,4 @@
-import { Type, type Static, type TOptional, type TSchema } from '@sinclair/typebox'
+import { Type, type Static, type TOptional, type TSchema, type TUnsafe } from '@sinclair/typebox'
 import { DeviceIdSchema, PcSensorFields, RaspberrySensorFields, ReadingBaseFields } from './devices.js'
 
 type StoredField<F> = F extends TOptional<infer U> ? U extends { anyOf: Array<infer B> } ? TOptional<Exclude<B, { type: 'null' }> & TSchema> : F : F
@@ -30,6 +30,27 @@ export const ThrottledFlagsSchema = Type.Object({
 }, { $id: 'ThrottledFlags', title: 'ThrottledFlags', description: 'The Raspberry Pi `throttled` bit mask, decoded' })
 export type ThrottledFlags = Static<typeof ThrottledFlagsSchema>
 
+export const ReasonSchema = Type.Object({
+  field: Type.String({ description: 'The reading field the reason rests on' }),
+  value: Type.Union([Type.Number(), Type.String()], { description: 'That field\'s value in the reading' }),
+  effect: Type.String({ description: 'Its weight: signed log-odds against a healthy reading for the model (e.g. "+3.1"), or the hardware\'s report in words' })
+}, { $id: 'Reason', title: 'Reason', description: 'One contribution to a verdict' })
+export interface Reason { field: string, value: number | string, effect: string }
+
+/** Why a verdict is what it is; optional, so readings stored before they existed stay valid. */
+export const VerdictFields = {
+  source: Type.Optional(Type.Unsafe<'hardware' | 'model'>({
+    type: 'string',
+    enum: ['hardware', 'model'],
+    description: '`hardware` when the device\'s own throttling report decided (Pi `throttled` "now" bits, ThrottleEventsCPU > 0, a GPU slowdown reason), `model` otherwise'
+  })),
+  // The static types are declared, so that Reading's type stays shallow enough for tsc.
+  reasons: Type.Optional(Type.Array(Type.Ref(ReasonSchema), { description: 'The top contributions to the verdict, largest first' }) as unknown as TUnsafe<Reason[]>),
+  missing: Type.Optional(Type.Array(Type.String(), {
+    description: 'Model inputs the reading lacked; they are imputed with healthy values and never raise the probability'
+  }) as unknown as TUnsafe<string[]>)
+}
+
 export const PredictionFields = {
   prediction: Type.Unsafe<0 | 1>({ type: 'integer', enum: [0, 1], description: '1 when the device was predicted stressed (throttling or burning out)' }),
   probability: Type.Number({ minimum: 0, maximum: 1, description: 'Probability that the device is stressed' })
@@ -43,7 +64,8 @@ export const ReadingSchema = Type.Object({
   ...stored(PcSensorFields),
   ...stored(RaspberrySensorFields),
   throttled_flags: Type.Optional(Type.Ref(ThrottledFlagsSchema)),
-  ...PredictionFields
+  ...PredictionFields,
+  ...VerdictFields
 }, {
   $id: 'Reading',
   title: 'Reading',
@@ -83,7 +105,8 @@ export const StatusSchema = Type.Object({
   uuid: Type.String({ description: 'uuid of the newest reading' }),
   age_seconds: Type.Number({ description: 'Seconds since the newest reading was taken' }),
   stale: Type.Boolean({ description: 'true when the newest reading is older than the staleness window' }),
-  throttled_flags: Type.Optional(Type.Ref(ThrottledFlagsSchema))
+  throttled_flags: Type.Optional(Type.Ref(ThrottledFlagsSchema)),
+  ...VerdictFields
 }, {
   $id: 'Status',
   title: 'Status',
@@ -97,7 +120,10 @@ export const StatusSchema = Type.Object({
     loading_datetime: '2026-11-29T10:15:00.000Z',
     uuid: '0f8e5c2a-3b7d-4c1e-9a52-6d4b8e1f2a3c',
     age_seconds: 2.4,
-    stale: false
+    stale: false,
+    source: 'model',
+    reasons: [{ field: 'TemperatureCPUPackage', value: 48, effect: '-2.6' }, { field: 'PowerCPUPackage', value: 30, effect: '-1.2' }],
+    missing: []
   }]
 })
 export type Status = Static<typeof StatusSchema>

@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { BatchGetItemCommand, ConditionalCheckFailedException, DescribeTableCommand, QueryCommand as RawQueryCommand, type AttributeValue } from '@aws-sdk/client-dynamodb'
 import { BatchWriteCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
-import type { Reading, ThrottledFlags } from '../schemas/readings.js'
+import type { Reading, Reason, ThrottledFlags } from '../schemas/readings.js'
 import { DEVICE_ID_PATTERN } from '../schemas/devices.js'
 import { ALL_INDEX, FLEET_INDEX, FLEET_SHARDS, READING_SK_RANGE, STATUS_SK, TTL_ATTRIBUTE, claimSk, fleetShard, readingSk } from './table.js'
 import { BUCKET_PROJECTION, affectedSks, applyReadings, bucketOf, bucketStart, rollupItem, rollupSk, servedBucket, type RollupBucket } from './rollups.js'
@@ -19,6 +19,10 @@ export interface StatusRecord {
   prediction: 0 | 1
   probability: number
   throttled_flags?: ThrottledFlags
+  /** Why the verdict: absent on status items written before they existed. */
+  source?: 'hardware' | 'model'
+  reasons?: Reason[]
+  missing?: string[]
   /**
    * Changes whenever readings of the device are stored, in order or late (see put): a reader that
    * saw the same revision before and after knows the device's readings did not change between.
@@ -139,12 +143,15 @@ async function mapLimit<T> (items: T[], concurrency: number, fn: (item: T) => Pr
   await Promise.all(items.map(async item => await limit(async () => await fn(item))))
 }
 
+/** The model's answer to a reading, as opposed to the reading itself. */
+const MODEL_ANSWER = new Set(['prediction', 'probability', 'source', 'reasons', 'missing'])
+
 /**
  * What makes two deliveries the same reading: every stored field but the model's answer (a
  * redelivery after a model change is still the same reading), in a canonical order.
  */
 export function contentHash (reading: Reading): string {
-  const fields = Object.keys(reading).filter(k => k !== 'prediction' && k !== 'probability').sort()
+  const fields = Object.keys(reading).filter(k => !MODEL_ANSWER.has(k)).sort()
   const record = reading as unknown as Record<string, unknown>
   return createHash('sha256').update(JSON.stringify(fields.map(k => [k, record[k]]))).digest('base64url').slice(0, 22)
 }
@@ -172,7 +179,7 @@ function claimOf (item: Record<string, AttributeValue>): { key: string, claim: C
 }
 
 /** The attributes of a status item that a StatusRecord holds (the names as placeholders: any may be a reserved word). */
-const STATUS_ATTRIBUTES = ['device', 'kind', 'uuid', 'loading_datetime', 'prediction', 'probability', 'throttled_flags', 'rev'] as const
+const STATUS_ATTRIBUTES = ['device', 'kind', 'uuid', 'loading_datetime', 'prediction', 'probability', 'throttled_flags', 'rev', 'source', 'reasons', 'missing'] as const
 const STATUS_PROJECTION = {
   ProjectionExpression: STATUS_ATTRIBUTES.map((_, i) => `#a${i}`).join(', '),
   ExpressionAttributeNames: Object.fromEntries(STATUS_ATTRIBUTES.map((name, i) => [`#a${i}`, name]))
@@ -198,7 +205,35 @@ export function statusOf (item: Record<string, AttributeValue>): StatusRecord | 
     record.throttled_flags = decoded as ThrottledFlags
   }
   if (rev?.S !== undefined) record.rev = rev.S
-  return record
+  const verdict = verdictOf(item)
+  if (verdict === undefined) return undefined
+  return Object.assign(record, verdict)
+}
+
+/** source, reasons and missing of a status item; each may be absent (older items), undefined when one is malformed. */
+function verdictOf (item: Record<string, AttributeValue>): Pick<StatusRecord, 'source' | 'reasons' | 'missing'> | undefined {
+  const { source, reasons, missing } = item
+  const out: Pick<StatusRecord, 'source' | 'reasons' | 'missing'> = {}
+  if (source !== undefined) {
+    if (source.S !== 'hardware' && source.S !== 'model') return undefined
+    out.source = source.S
+  }
+  if (reasons !== undefined) {
+    if (reasons.L === undefined) return undefined
+    const list: Reason[] = []
+    for (const entry of reasons.L) {
+      const m = entry.M
+      const value = m?.value?.N !== undefined ? Number(m.value.N) : m?.value?.S
+      if (m?.field?.S === undefined || m.effect?.S === undefined || value === undefined) return undefined
+      list.push({ field: m.field.S, value, effect: m.effect.S })
+    }
+    out.reasons = list
+  }
+  if (missing !== undefined) {
+    if (missing.L === undefined || !missing.L.every(e => e.S !== undefined)) return undefined
+    out.missing = missing.L.map(e => e.S!)
+  }
+  return out
 }
 
 export class ReadingsRepository {
@@ -545,7 +580,10 @@ export class ReadingsRepository {
       loading_datetime: reading.loading_datetime,
       prediction: reading.prediction,
       probability: reading.probability,
-      throttled_flags: reading.throttled_flags
+      throttled_flags: reading.throttled_flags,
+      source: reading.source,
+      reasons: reading.reasons,
+      missing: reading.missing
     }
     try {
       await this.doc.send(new PutCommand({

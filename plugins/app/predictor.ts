@@ -3,7 +3,6 @@ import type { FastifyInstance } from 'fastify'
 import type { AppOptions } from '../../app.js'
 import type { Predictor } from '../../ingest/service.js'
 import { createPredictor } from '../../prediction/predictor.js'
-import { modelsDir } from '../../paths.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -12,6 +11,6 @@ declare module 'fastify' {
 }
 
 export default fp(async function predictor (fastify: FastifyInstance, opts: AppOptions) {
-  // Models are loaded once at start; a missing or broken model file stops start-up.
-  fastify.decorate('predictor', opts.predictor ?? await createPredictor({ modelsDir }))
+  // Models are loaded once at start, from MODELS_DIR; a missing or broken model file stops start-up.
+  fastify.decorate('predictor', opts.predictor ?? await createPredictor({ modelsDir: opts.config.modelsDir }))
 }, { name: 'predictor' })

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { PcReadingSchema, RaspberryReadingSchema } from '../../schemas/devices.js'
-import { AllReadingsSchema, ReadingListSchema, ReadingSchema, StatusSchema, ThrottledFlagsSchema } from '../../schemas/readings.js'
+import { AllReadingsSchema, ReadingListSchema, ReadingSchema, ReasonSchema, StatusSchema, ThrottledFlagsSchema } from '../../schemas/readings.js'
 import { ErrorSchema, HealthSchema } from '../../schemas/common.js'
 import { FieldStatsSchema, StatsBucketSchema, StatsSchema } from '../../schemas/stats.js'
 import { FleetSchema } from '../../schemas/fleet.js'
@@ -9,7 +9,7 @@ import { FleetSchema } from '../../schemas/fleet.js'
 // Shared schemas are added once here, so routes can $ref them and the OpenAPI document (where the
 // role serves one) names them as components: the device models are documented, not just used.
 export const sharedSchemas = [
-  ThrottledFlagsSchema, PcReadingSchema, RaspberryReadingSchema, ReadingSchema, ReadingListSchema,
+  ThrottledFlagsSchema, ReasonSchema, PcReadingSchema, RaspberryReadingSchema, ReadingSchema, ReadingListSchema,
   AllReadingsSchema, StatusSchema, FleetSchema, ErrorSchema, HealthSchema,
   FieldStatsSchema, StatsBucketSchema, StatsSchema
 ]

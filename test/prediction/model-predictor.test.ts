@@ -9,15 +9,36 @@ t.test('shipped models', async t => {
   const predictor = await createPredictor()
 
   const hot = predictor.predict('pc', { ClockCPUCoreOne: 4200, TemperatureCPUPackage: 100, LoadCPUTotal: 100, PowerCPUPackage: 95 })
-  t.same(hot, { probability: 1, prediction: 1 }, 'a hot, fully loaded PC is stressed')
+  t.match(hot, { prediction: 1, source: 'model', missing: [] }, 'a hot, fully loaded PC is stressed')
+  // At the CPU's limit (100 °C without TemperatureCPUCritical) it throttles by design: stressed whatever its 95 W say.
+  t.ok(hot.probability > 0.99, `at 100 °C, beyond doubt (${hot.probability})`)
+  t.match(hot.reasons[0], { field: 'TemperatureCPUPackage', value: 100, effect: /limit \(100 °C\)/ }, 'because of its temperature')
+  t.match(predictor.predict('pc', { TemperatureCPUPackage: 86, TemperatureCPUCritical: 85, PowerCPUPackage: 120 }),
+    { prediction: 1, reasons: [{ field: 'TemperatureCPUPackage', effect: /limit \(85 °C\)/ }] }, 'the limit is the CPU\'s own when known')
+  // Issue 17's model: load enters only as ratios; more load alone never raises the probability of a healthy busy machine.
+  let previous = 1
+  for (const load of [40, 55, 70, 85, 100]) {
+    const { probability } = predictor.predict('pc', { LoadCPUTotal: load, TemperatureCPUPackage: 60, ClockCPUCoreOne: 3500, ClockCPUMax: 3600, PowerCPUPackage: 35 })
+    t.ok(probability <= previous && probability < predictor.models.pc.threshold, `60 °C, 35 W, load ${load} %: ${probability}`)
+    previous = probability
+  }
+  const coolMaxClock = predictor.predict('pc', { LoadCPUTotal: 2, TemperatureCPUPackage: 45, ClockCPUCoreOne: 3900, PowerCPUPackage: 6 })
+  t.equal(coolMaxClock.prediction, 0, `a cool idle CPU at its maximum clock (performance governor) is fine (${coolMaxClock.probability})`)
+  const fields = predictor.predict('pc', { LoadCPUTotal: 100, TemperatureCPUPackage: 97, ClockCPUCoreOne: 2000, PowerCPUPackage: 40 }).reasons.map(r => r.field)
+  t.same(fields, [...new Set(fields)], 'one reason per field: the features resting on it are summed')
   const idle = predictor.predict('pc', { ClockCPUCoreOne: 1500, TemperatureCPUPackage: 45, LoadCPUTotal: 3, PowerCPUPackage: 5 })
   t.equal(idle.prediction, 0, `an idle PC is fine (${idle.probability})`)
   t.ok(idle.probability < 0.1)
 
-  t.same(predictor.predict('raspberry', { CPU_temp_celsius: 45, throttled: '0x4' }), { probability: 1, prediction: 1 }, 'the mask beats the model')
-  t.same(predictor.predict('raspberry', { throttled: 'throttled=0x80008' }), { probability: 1, prediction: 1 })
+  t.same(predictor.predict('raspberry', { CPU_temp_celsius: 45, throttled: '0x4' }), {
+    probability: 1, prediction: 1, source: 'hardware', reasons: [{ field: 'throttled', value: '0x4', effect: 'throttled now (reported by the firmware)' }], missing: []
+  }, 'the mask beats the model')
+  t.match(predictor.predict('raspberry', { throttled: 'throttled=0x80008' }), {
+    probability: 1, prediction: 1, source: 'hardware', reasons: [{ effect: 'soft temperature limit now (reported by the firmware)' }], missing: ['CPU_temp_celsius']
+  })
   const cool = predictor.predict('raspberry', { CPU_temp_celsius: 50, GPU_temp_celsius: 50, throttled: '0xe0000' })
-  t.same(cool, { probability: 0, prediction: 0 }, 'bits that only "occurred" do not count; a cool Pi is fine')
+  t.match(cool, { probability: 0, prediction: 0, source: 'model' }, 'bits that only "occurred" do not count; a cool Pi is fine')
+  t.match(cool.reasons, [{ field: 'CPU_temp_celsius', value: 50, effect: /^-/ }], 'its temperature is the reason')
   t.equal(predictor.predict('raspberry', { CPU_temp_celsius: 85, throttled: '0x0' }).prediction, 1, 'a Pi at 85 °C is about to throttle')
   t.equal(predictor.predict('raspberry', { CPU_temp_celsius: 85, throttled: 'garbage' }).prediction, 1, 'an invalid mask is ignored')
 
@@ -29,6 +50,35 @@ t.test('shipped models', async t => {
   }
   const partial = predictor.predict('pc', { ClockCPUCoreOne: 3600, TemperatureCPUPackage: 98, LoadCPUTotal: null })
   t.ok(Number.isFinite(partial.probability), 'some sensors missing')
+  t.same(partial.missing, ['PowerCPUPackage', 'LoadCPUTotal'], 'named in `missing`')
+  t.equal(partial.prediction, 1, 'a PC at 98 °C is stressed without its power and load')
+
+  // Missing inputs never raise the probability: each subset of a healthy busy reading scores at most the healthy baseline's
+  // worst, and a reading without a temperature is never stressed from load alone.
+  for (const load of [0, 30, 60, 100]) {
+    t.equal(predictor.predict('pc', { LoadCPUTotal: load }).prediction, 0, `load ${load} alone is not stressed`)
+  }
+  const full = { ClockCPUCoreOne: 3900, TemperatureCPUPackage: 65, LoadCPUTotal: 100, PowerCPUPackage: 45, ClockCPUMax: 4000 }
+  t.equal(predictor.predict('pc', full).prediction, 0, 'a healthy busy PC is OK')
+  for (const drop of Object.keys(full)) {
+    const fewer: Record<string, unknown> = { ...full }
+    delete fewer[drop]
+    t.equal(predictor.predict('pc', fewer).prediction, 0, `... also without ${drop}`)
+  }
+  const baseline = predictor.predict('pc', {}).probability
+  t.ok(baseline < 0.2, `nothing known: the healthy baseline (${baseline})`)
+
+  // Hardware evidence on a PC: the kernel's throttle count and an NVIDIA slowdown reason.
+  t.match(predictor.predict('pc', { ...full, ThrottleEventsCPU: 3 }), { prediction: 1, probability: 1, source: 'hardware', reasons: [{ field: 'ThrottleEventsCPU', value: 3 }] })
+  t.match(predictor.predict('pc', { ...full, ThrottleEventsCPU: 0 }), { prediction: 0, source: 'model' }, 'no event, no evidence')
+  t.match(predictor.predict('pc', { ...full, ThrottleReasonsGPU: ['hw_thermal_slowdown'] }), { prediction: 1, source: 'hardware' })
+  t.match(predictor.predict('pc', { ...full, ThrottleReasonsGPU: ['sw_power_cap', 'gpu_idle'] }), { prediction: 0, source: 'model' }, 'a GPU at its power cap is busy')
+
+  // The CPU's own limit: 90 °C is 10 °C under a 100 °C limit but 20 °C under a 110 °C one.
+  const warm = { ClockCPUCoreOne: 3900, TemperatureCPUPackage: 88, LoadCPUTotal: 100, PowerCPUPackage: 45, ClockCPUMax: 4000 }
+  const near = predictor.predict('pc', { ...warm, TemperatureCPUCritical: 90 })
+  const far = predictor.predict('pc', { ...warm, TemperatureCPUCritical: 115 })
+  t.ok(near.probability > far.probability, `closer to its limit, more stressed (${near.probability} > ${far.probability})`)
 
   const p = predictor.predict('pc', { ClockCPUCoreOne: 3000, TemperatureCPUPackage: 66, LoadCPUTotal: 20, PowerCPUPackage: 10 }).probability
   t.equal(p, Math.round(p * 1e4) / 1e4, 'rounded to 4 decimals')

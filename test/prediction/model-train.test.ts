@@ -150,12 +150,17 @@ t.test('training the shared data reproduces the committed models', { skip: !have
     t.same(model.source, committed.source, `${model.kind}: source`)
     const close = (a: number, b: number): boolean => Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(b))
     t.ok(close(model.intercept, committed.intercept), `${model.kind}: intercept`)
+    t.same(model.healthy?.length, model.features.length, `${model.kind}: a healthy reference per feature`)
     for (const key of ['mean', 'scale', 'coef'] as const) {
       t.ok(model[key].every((v, i) => close(v, committed[key][i]!)), `${model.kind}: ${key}`)
     }
-    // Sanity floor: far below today's figures, high enough to catch a broken fit or a broken split.
+    // Sanity floor: below today's figures, high enough to catch a broken fit or a broken split. The PC floor is lower since
+    // issue 17: the model no longer calls load, power or turbo clock stress, and many of the original's "needs intervention"
+    // rows are busy machines at 57-70 °C (models/EVALUATION.md, "Why"); precision stays high.
     const test = model.metrics.test
-    t.ok(test.accuracy >= 0.85 && test.recall >= 0.7 && test.precision >= 0.7 && test.f1 >= 0.75, `${model.kind}: ${JSON.stringify(test)}`)
+    const floor = model.kind === 'pc' ? { accuracy: 0.7, recall: 0.4, precision: 0.9, f1: 0.6 } : { accuracy: 0.85, recall: 0.7, precision: 0.7, f1: 0.75 }
+    t.ok(test.accuracy >= floor.accuracy && test.recall >= floor.recall && test.precision >= floor.precision && test.f1 >= floor.f1, `${model.kind}: ${JSON.stringify(test)}`)
+    t.ok(test.brier !== undefined && test.brier < 0.25, `${model.kind}: Brier score reported and better than a coin (${test.brier})`)
     t.ok(test.n >= 40, `${model.kind}: test n`)
   }
 })
