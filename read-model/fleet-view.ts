@@ -2,7 +2,7 @@ import type { Reading, Status } from '../schemas/readings.js'
 import { DEVICE_ID_PATTERN } from '../schemas/devices.js'
 import type { ReadingsRepository, StatusRecord } from '../storage/readings-repository.js'
 import { InvalidCursorError } from '../storage/errors.js'
-import { newer, statusFrom } from './status-cache.js'
+import { newer, recordOf, statusFrom } from './status-cache.js'
 
 // The fleet (GET /fleet and the status events, issue 16): every device's status in memory, read
 // from the sparse fleet index in one round of 16 Queries per TTL however many ask (single flight),
@@ -184,16 +184,7 @@ export class FleetView {
     for (const r of readings) {
       const current = this.entries.get(r.device)
       if (current !== undefined && !newer(r, current.record)) continue
-      const record: StatusRecord = {
-        device: r.device,
-        kind: r.kind,
-        uuid: r.uuid,
-        loading_datetime: r.loading_datetime,
-        prediction: r.prediction,
-        probability: r.probability,
-        ...(r.throttled_flags !== undefined ? { throttled_flags: r.throttled_flags } : {})
-      }
-      const entry = this.entryOf(record, now)
+      const entry = this.entryOf(recordOf(r), now)
       this.entries.set(r.device, entry)
       changed = true
       this.emit(entry, now)

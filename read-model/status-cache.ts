@@ -189,19 +189,7 @@ export class StatusCache {
     for (const r of readings) {
       const entry = this.cache.get(r.device)
       if (entry?.record != null && !newer(r, entry.record)) continue
-      // No `rev`: this process does not know the revision its own write gave the item.
-      const record: StatusRecord = {
-        device: r.device,
-        kind: r.kind,
-        uuid: r.uuid,
-        loading_datetime: r.loading_datetime,
-        prediction: r.prediction,
-        probability: r.probability,
-        ...(r.throttled_flags !== undefined ? { throttled_flags: r.throttled_flags } : {}),
-        ...(r.source !== undefined ? { source: r.source } : {}),
-        ...(r.reasons !== undefined ? { reasons: r.reasons } : {}),
-        ...(r.missing !== undefined ? { missing: r.missing } : {})
-      }
+      const record = recordOf(r)
       if (entry !== undefined) entry.record = record
       else {
         this.makeRoom()
@@ -223,6 +211,25 @@ export class StatusCache {
 }
 
 /** A status record as the API serves it (`/devices/{device}/status`, `/fleet`, the events), at `age`. */
+/**
+ * The status record a reading this process has just stored makes, as its status item holds it.
+ * No `rev`: this process does not know the revision its own write gave the item.
+ */
+export function recordOf (r: Reading): StatusRecord {
+  return {
+    device: r.device,
+    kind: r.kind,
+    uuid: r.uuid,
+    loading_datetime: r.loading_datetime,
+    prediction: r.prediction,
+    probability: r.probability,
+    ...(r.throttled_flags !== undefined ? { throttled_flags: r.throttled_flags } : {}),
+    ...(r.source !== undefined ? { source: r.source } : {}),
+    ...(r.reasons !== undefined ? { reasons: r.reasons } : {}),
+    ...(r.missing !== undefined ? { missing: r.missing } : {})
+  }
+}
+
 export function statusFrom (record: StatusRecord, age: { tenths: number, stale: boolean }): Status {
   const { tenths, stale } = age
   const stressed = record.prediction === 1

@@ -207,11 +207,14 @@ t.test('CSV: start, count, stressed, then min, max, avg of every numeric field o
   t.equal(res.headers['content-type'], 'text/csv; charset=utf-8')
   const rows = res.body.split('\r\n')
   t.equal(rows.pop(), '', 'every row ends with CRLF')
-  const fields = ['ClockCPUCoreOne', 'TemperatureCPUPackage', 'LoadCPUTotal', 'PowerCPUPackage', 'TemperatureGPUCore', 'LoadGPUCore', 'probability']
+  const fields = [
+    'ClockCPUCoreOne', 'TemperatureCPUPackage', 'LoadCPUTotal', 'PowerCPUPackage', 'TemperatureGPUCore', 'LoadGPUCore',
+    'ThrottleEventsCPU', 'ClockCPUMax', 'TemperatureCPUCritical', 'PowerGPU', 'ClockGPUCore', 'probability'
+  ]
   t.equal(rows[0], ['start', 'count', 'stressed', ...fields.flatMap(f => [`${f}_min`, `${f}_max`, `${f}_avg`])].join(','))
   t.equal(rows.length, 4)
-  t.equal(rows[1], '2024-05-02T10:00:00.000Z,5,1,3615.13,3615.13,3615.13,40,80,60,10,95,39,8.1,8.1,8.1,,,,,,,0.1,0.95,0.39',
-    'a field no reading carries: three empty cells')
+  t.equal(rows[1], '2024-05-02T10:00:00.000Z,5,1,3615.13,3615.13,3615.13,40,80,60,10,95,39,8.1,8.1,8.1' + ',,,'.repeat(7) + ',0.1,0.95,0.39',
+    'a field no reading carries (the GPU and issue 17 ones): three empty cells each')
   const pi = await app.inject({ url: `/devices/raspberry/stats?${DAY}&interval=1d`, headers: { accept: 'text/csv' } })
   t.equal(pi.headers['content-type'], 'text/csv; charset=utf-8', 'Accept: text/csv')
   t.match(pi.body, /^start,count,stressed,GPU_temp_celsius_min,GPU_temp_celsius_max,GPU_temp_celsius_avg,CPU_temp_celsius_min,/)

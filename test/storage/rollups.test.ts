@@ -81,7 +81,10 @@ t.test('rollup keys sort outside every reading key range, before the status and 
 })
 
 t.test('the fields: every numeric field of the Reading schema, per kind', async t => {
-  t.same(ROLLUP_FIELDS_BY_KIND.pc, ['ClockCPUCoreOne', 'TemperatureCPUPackage', 'LoadCPUTotal', 'PowerCPUPackage', 'TemperatureGPUCore', 'LoadGPUCore', 'probability'])
+  t.same(ROLLUP_FIELDS_BY_KIND.pc, [
+    'ClockCPUCoreOne', 'TemperatureCPUPackage', 'LoadCPUTotal', 'PowerCPUPackage', 'TemperatureGPUCore', 'LoadGPUCore',
+    'ThrottleEventsCPU', 'ClockCPUMax', 'TemperatureCPUCritical', 'PowerGPU', 'ClockGPUCore', 'probability'
+  ])
   t.ok(ROLLUP_FIELDS_BY_KIND.raspberry.includes('voltage_core_v') && !ROLLUP_FIELDS_BY_KIND.raspberry.includes('throttled'))
   t.notOk(ROLLUP_FIELDS.includes('prediction'), 'prediction is counted as stressed')
 })
