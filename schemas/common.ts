@@ -48,3 +48,25 @@ export const HealthSchema = Type.Object({
   examples: [{ status: 'ok', components: { dynamodb: { status: 'up' }, kafka: { status: 'up', reason: 'consuming' }, collector: { status: 'up', reason: 'reading' } } }]
 })
 export type Health = Static<typeof HealthSchema>
+
+/**
+ * The `from`/`to` query of the routes that take a time range (export, stats): ISO 8601 strings the
+ * route parses (http/range.ts), `to` at most `maxDays` after `from`. `fromNote` says what `from`
+ * means to the route beyond that.
+ */
+export function rangeQueryProperties (maxDays: number, fromNote = '') {
+  return {
+    from: Type.Optional(Type.String({
+      minLength: 1,
+      maxLength: 40,
+      description: `First time of the range (ISO 8601, inclusive; without a zone: UTC)${fromNote}. Default: the 24 hours up to \`to\``,
+      examples: ['2026-11-29T00:00:00Z']
+    })),
+    to: Type.Optional(Type.String({
+      minLength: 1,
+      maxLength: 40,
+      description: `Last time of the range (ISO 8601, inclusive; a bare date is the whole day). Default: now. At most ${maxDays} days after \`from\``,
+      examples: ['2026-11-30']
+    }))
+  }
+}

@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
+import { rangeQueryProperties } from './common.js'
 import { PC_FIELDS, RASPBERRY_FIELDS, type DeviceKind } from './devices.js'
 import { ReadingSchema, ThrottledFlagsSchema } from './readings.js'
 
@@ -9,18 +10,7 @@ export const EXPORT_FORMATS = ['ndjson', 'csv'] as const
 export type ExportFormat = typeof EXPORT_FORMATS[number]
 
 export const ExportQuerySchema = Type.Object({
-  from: Type.Optional(Type.String({
-    minLength: 1,
-    maxLength: 40,
-    description: 'First time of the range (ISO 8601, inclusive; without a zone: UTC). Default: the 24 hours up to `to`',
-    examples: ['2026-11-29T00:00:00Z']
-  })),
-  to: Type.Optional(Type.String({
-    minLength: 1,
-    maxLength: 40,
-    description: `Last time of the range (ISO 8601, inclusive; a bare date is the whole day). Default: now. At most ${MAX_EXPORT_DAYS} days after \`from\``,
-    examples: ['2026-11-30']
-  })),
+  ...rangeQueryProperties(MAX_EXPORT_DAYS),
   // A string enum: any other value is a 400 naming querystring/format and the allowed values.
   format: Type.Optional(Type.Unsafe<ExportFormat>({
     type: 'string',

@@ -1,4 +1,5 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { rangeQueryProperties } from './common.js'
 import { PC_FIELDS, RASPBERRY_FIELDS, type DeviceKind } from './devices.js'
 import { ReadingSchema } from './readings.js'
 
@@ -34,18 +35,7 @@ export const STATS_FORMATS = ['json', 'csv'] as const
 export type StatsFormat = typeof STATS_FORMATS[number]
 
 export const StatsQuerySchema = Type.Object({
-  from: Type.Optional(Type.String({
-    minLength: 1,
-    maxLength: 40,
-    description: 'First time of the range (ISO 8601, inclusive; without a zone: UTC); the bucket holding it is the first. Default: the 24 hours up to `to`',
-    examples: ['2026-11-29T00:00:00Z']
-  })),
-  to: Type.Optional(Type.String({
-    minLength: 1,
-    maxLength: 40,
-    description: `Last time of the range (ISO 8601, inclusive; a bare date is the whole day). Default: now. At most ${MAX_STATS_DAYS} days after \`from\``,
-    examples: ['2026-11-30']
-  })),
+  ...rangeQueryProperties(MAX_STATS_DAYS, '; the bucket holding it is the first'),
   interval: Type.Optional(Type.Unsafe<Interval>({
     type: 'string',
     enum: [...INTERVALS],
