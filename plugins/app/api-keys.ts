@@ -22,9 +22,12 @@ export function isPublicRoute (url: string | undefined): boolean {
   return url === '/health' || url === '/' || url === '/docs' || url.startsWith('/docs/') || url.startsWith('/ui/')
 }
 
-/** The event streams, where an EventSource cannot send a header: the session cookie is taken there, and only there. */
-function isEventStream (url: string | undefined): boolean {
-  return url === '/fleet/events' || url === '/devices/:device/events'
+/**
+ * Where a browser cannot send a header: the event streams (EventSource) and the dashboard's CSV
+ * download link. The session cookie is taken there, and only there.
+ */
+function takesSessionCookie (url: string | undefined): boolean {
+  return url === '/fleet/events' || url === '/devices/:device/events' || url === '/devices/:device/export'
 }
 
 // API_KEYS (issue 19): a root-level onRequest hook, so every request passes it, answers from the
@@ -44,7 +47,7 @@ export default fp(async function apiKeys (fastify: FastifyInstance) {
     if (isPublicRoute(route)) return done()
     const key = presentedKey(request.headers)
     let name = key === undefined ? undefined : keys.match(key)
-    if (name === undefined && key === undefined && isEventStream(route)) {
+    if (name === undefined && key === undefined && takesSessionCookie(route)) {
       const token = sessionCookie(request.headers.cookie)
       if (token !== undefined) name = keys.verify(token)
     }
