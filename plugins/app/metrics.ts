@@ -9,6 +9,17 @@ declare module 'fastify' {
   }
 }
 
+const THROTTLES = new Set(['ProvisionedThroughputExceededException', 'ThrottlingException', 'RequestLimitExceeded', 'ThrottledException'])
+
+function isThrottle (err: unknown): boolean {
+  return THROTTLES.has((err as { name?: string } | null)?.name ?? '')
+}
+
+/** `QueryCommand` → `Query` */
+function operationOf (command: unknown): string {
+  return typeof command === 'string' ? command.replace(/Command$/, '') : 'unknown'
+}
+
 /** Seconds: from a cached answer (well under a millisecond) to a slow export. */
 const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
@@ -97,6 +108,47 @@ export default fp(async function metrics (fastify: FastifyInstance) {
     collect () {
       this.set(fastify.hasDecorator('eventStreams') ? fastify.eventStreams.size : 0)
     }
+  })
+
+  // DynamoDB: each command's duration (retries included) and its outcome, from a middleware on the
+  // client (the document client shares its stack). Throttles: the table refused for capacity.
+  const dynamoRequests = new Histogram({
+    name: 'sensors_dynamodb_request_duration_seconds',
+    help: 'DynamoDB commands: duration including the SDK\'s retries, by operation and result (ok, error, throttled)',
+    labelNames: ['operation', 'result'] as const,
+    buckets: BUCKETS,
+    registers: [registry]
+  })
+  const throttles = new Counter({
+    name: 'sensors_dynamodb_throttles_total',
+    help: 'DynamoDB attempts refused for capacity (throttling), retried ones included, by operation',
+    labelNames: ['operation'] as const,
+    registers: [registry]
+  })
+  fastify.addHook('onReady', async function measureDynamo () {
+    if (!fastify.hasDecorator('dynamo')) return
+    const stack = fastify.dynamo.client.middlewareStack
+    stack.add((next, context) => async (args) => {
+      const started = process.hrtime.bigint()
+      let result = 'ok'
+      try {
+        return await next(args)
+      } catch (err) {
+        result = isThrottle(err) ? 'throttled' : 'error'
+        throw err
+      } finally {
+        dynamoRequests.observe({ operation: operationOf(context.commandName), result }, Number(process.hrtime.bigint() - started) / 1e9)
+      }
+    }, { step: 'initialize', name: 'sensorsMetricsDuration' })
+    // per attempt: after the retry middleware (finalizeRequest), before each response is read
+    stack.add((next, context) => async (args) => {
+      try {
+        return await next(args)
+      } catch (err) {
+        if (isThrottle(err)) throttles.inc({ operation: operationOf(context.commandName) })
+        throw err
+      }
+    }, { step: 'deserialize', name: 'sensorsMetricsThrottles' })
   })
 
   fastify.get('/metrics', {

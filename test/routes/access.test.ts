@@ -213,4 +213,7 @@ t.test('/metrics: exact request counts per route pattern, cached answers include
   t.ok(value('sensors_cache_requests_total{cache="status",result="hit"}') >= N - 1, 'status cache hits')
   t.equal(value('sensors_sse_clients'), 0)
   t.ok(res.body.includes('process_cpu_seconds_total'), 'process metrics')
+  t.ok(value('sensors_dynamodb_request_duration_seconds_count{operation="BatchWriteItem",result="ok"}') >= 1, 'DynamoDB writes measured')
+  t.ok(value('sensors_dynamodb_request_duration_seconds_count{operation="BatchGetItem",result="ok"}') >= 1, 'and reads')
+  t.ok(res.body.includes('sensors_dynamodb_throttles_total'), 'DynamoDB throttles (none here)')
 })
