@@ -10,8 +10,8 @@ import { modelsDir as shippedModelsDir } from './paths.js'
 /** DYNAMODB_TIMEOUT_MS's default, also the DynamoDB client's when it is built without a configuration (tests, bench) */
 export const DEFAULT_DYNAMODB_TIMEOUT_MS = 5000
 
-/** RATE_LIMIT_PER_MINUTE's default: a dashboard's page loads and a few pollers a second per key or address */
-export const DEFAULT_RATE_LIMIT_PER_MINUTE = 1200
+/** RATE_LIMIT_PER_MINUTE's default: 50 a second, what a dashboard of a few hundred devices needs at load (two requests a row) plus pollers */
+export const DEFAULT_RATE_LIMIT_PER_MINUTE = 3000
 
 /** API_KEYS: a name (in logs and metrics) and its key (never logged). */
 export interface ApiKey { name: string, key: string }

@@ -421,7 +421,7 @@ variable "api_keys_secret_arn" {
 }
 
 variable "rate_limit_per_minute" {
-  description = "RATE_LIMIT_PER_MINUTE of each api task (per key, or per client address); 0 = off; null = the service default (1200)."
+  description = "RATE_LIMIT_PER_MINUTE of each api task (per key, or per client address); 0 = off; null = the service default (3000)."
   type        = number
   default     = null
 }

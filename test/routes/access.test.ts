@@ -79,6 +79,10 @@ t.test('API_KEYS: bad pairs and duplicate names stop start-up, never echoing a k
     try { loadConfig({ API_KEYS: bad }) } catch (err) { t.notMatch((err as Error).message, /0123456789/, 'no key in the message') }
   }
   t.same(loadConfig({ API_KEYS: KEYS }).apiKeys.map(k => k.name), ['dash', 'ops'])
+  t.equal(loadConfig({}).RATE_LIMIT_PER_MINUTE, 3000, 'RATE_LIMIT_PER_MINUTE defaults to 3000 (README)')
+  t.same(loadConfig({}).apiKeys, [], 'no API_KEYS: open')
+  t.throws(() => loadConfig({ CORS_ORIGINS: 'ops.example.com' }), ConfigError, 'CORS_ORIGINS are origins with a scheme')
+  t.same(loadConfig({ CORS_ORIGINS: 'https://a.example,http://localhost:8080' }).corsOrigins, ['https://a.example', 'http://localhost:8080'])
 })
 
 t.test('the OpenAPI document offers bearer and X-API-Key for Swagger UI\'s Authorize', async t => {
