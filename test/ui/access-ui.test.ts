@@ -73,5 +73,14 @@ t.test('Swagger UI loads under the CSP, and its Authorize takes the key', { skip
   await inputs[0]!.fill(KEY)
   await page.locator('.modal-ux .auth-btn-wrapper button.authorize').first().click()
   await page.locator('.modal-ux button.btn-done').first().click()
+  // an operation tried out: the key goes with it
+  const op = page.locator('#operations-fleet-get_fleet')
+  await op.locator('.opblock-summary').first().click()
+  await op.getByRole('button', { name: 'Try it out' }).click()
+  const answer = page.waitForResponse(r => new URL(r.url()).pathname === '/fleet', { timeout: 15_000 })
+  await op.getByRole('button', { name: 'Execute' }).click()
+  const res = await answer
+  t.equal(res.request().headers().authorization, `Bearer ${KEY}`, 'Try it out sends the key')
+  t.equal(res.status(), 200, 'and GET /fleet answers')
   t.same(problems, [], 'no page error and no console error')
 })
