@@ -8,6 +8,11 @@ import AutoLoad from '@fastify/autoload'
 import fp from 'fastify-plugin'
 import env from './plugins/external/env.js'
 import swagger from './plugins/external/swagger.js'
+import cors from './plugins/external/cors.js'
+import helmet from './plugins/external/helmet.js'
+import rateLimit from './plugins/external/rate-limit.js'
+import apiKeys from './plugins/app/api-keys.js'
+import metrics from './plugins/app/metrics.js'
 import schemas from './plugins/app/schemas.js'
 import health from './plugins/app/health.js'
 import dynamodb from './plugins/app/dynamodb.js'
@@ -41,6 +46,13 @@ export interface AppOptions extends FastifyPluginOptions {
 type Plugin = FastifyPluginAsync<AppOptions>
 
 /**
+ * Issue 19, in every role and before any route (their hooks are root-level, or added to each route
+ * registered after them): metrics (every answer counted), CORS (preflights answered before the key
+ * check), security headers, the API-key check, then rate limits (keyed on the key's name).
+ */
+const access: Plugin[] = [metrics, cors, helmet, apiKeys, rateLimit]
+
+/**
  * What each role builds, in registration order: its services (plugins) and its route folders
  * (each autoloaded under its own prefix). The one place a role is defined.
  * - api: the read side. No consumer, no collector, no ingest service or model.
@@ -51,25 +63,25 @@ type Plugin = FastifyPluginAsync<AppOptions>
 export const ROLES: Record<Config['ROLE'], { plugins: Plugin[], routes: string[] }> = {
   api: {
     plugins: [
-      env, schemas, swagger, health, dynamodb,
+      env, schemas, ...access, swagger, health, dynamodb,
       readings, statusCache, historyCache, fleetView
     ],
-    routes: ['dashboard', 'devices', 'fleet', 'health']
+    routes: ['auth', 'dashboard', 'devices', 'fleet', 'health']
   },
   ingest: {
     plugins: [
-      env, schemas, health, dynamodb, readings,
+      env, schemas, ...access, health, dynamodb, readings,
       predictor, ingest, collector, kafkaConsumer
     ],
     routes: ['health']
   },
   all: {
     plugins: [
-      env, schemas, swagger, health, dynamodb,
+      env, schemas, ...access, swagger, health, dynamodb,
       readings, statusCache, historyCache, fleetView, predictor,
       ingest, liveReadModel, collector, kafkaConsumer
     ],
-    routes: ['dashboard', 'devices', 'fleet', 'health']
+    routes: ['auth', 'dashboard', 'devices', 'fleet', 'health']
   }
 }
 

@@ -10,6 +10,37 @@ import { modelsDir as shippedModelsDir } from './paths.js'
 /** DYNAMODB_TIMEOUT_MS's default, also the DynamoDB client's when it is built without a configuration (tests, bench) */
 export const DEFAULT_DYNAMODB_TIMEOUT_MS = 5000
 
+/** RATE_LIMIT_PER_MINUTE's default: 50 a second, what a dashboard of a few hundred devices needs at load (two requests a row) plus pollers */
+export const DEFAULT_RATE_LIMIT_PER_MINUTE = 3000
+
+/** API_KEYS: a name (in logs and metrics) and its key (never logged). */
+export interface ApiKey { name: string, key: string }
+
+const KEY_NAME = /^[A-Za-z0-9_.-]{1,64}$/
+const KEY_VALUE = /^[\x21-\x7e]{16,256}$/
+
+/** `name:key,name:key`; a bad pair or a name given twice is a ConfigError that names the pair's position, never its key. */
+export function parseApiKeys (value: string | undefined): ApiKey[] {
+  if (value === undefined) return []
+  const keys: ApiKey[] = []
+  const names = new Set<string>()
+  const values = new Set<string>()
+  value.split(',').forEach((pair, i) => {
+    const at = pair.indexOf(':')
+    const name = at === -1 ? '' : pair.slice(0, at).trim()
+    const key = at === -1 ? '' : pair.slice(at + 1).trim()
+    if (!KEY_NAME.test(name) || !KEY_VALUE.test(key) || key.includes(',')) {
+      throw new ConfigError(`Invalid configuration: API_KEYS pair ${i + 1} must be name:key, the name matching ${KEY_NAME.source} and the key 16 to 256 printable characters without spaces or commas`)
+    }
+    if (names.has(name)) throw new ConfigError(`Invalid configuration: API_KEYS names "${name}" twice`)
+    if (values.has(key)) throw new ConfigError(`Invalid configuration: API_KEYS gives the same key to two names (pair ${i + 1}, "${name}")`)
+    names.add(name)
+    values.add(key)
+    keys.push({ name, key })
+  })
+  return keys
+}
+
 const OnOff = Type.Union([Type.Literal('on'), Type.Literal('off'), Type.Literal('auto')])
 
 // Every key here is documented in README.md and .env.example.
@@ -51,7 +82,11 @@ export const ConfigSchema = Type.Object({
   RETENTION_DAYS: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
   ROLLUP_RETENTION_DAYS: Type.Number({ exclusiveMinimum: 0, maximum: 36_500, default: 400 }),
   MODELS_DIR: Type.Optional(Type.String({ minLength: 1 })),
-  SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000 })
+  SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000 }),
+  // Issue 19: access. API_KEYS is checked by parseApiKeys (its message never echoes a key).
+  API_KEYS: Type.Optional(Type.String()),
+  RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 0, maximum: 1_000_000, default: DEFAULT_RATE_LIMIT_PER_MINUTE }),
+  CORS_ORIGINS: Type.Optional(Type.String({ pattern: '^https?://[^,\\s/]+(,https?://[^,\\s/]+)*$' }))
 })
 export type RawConfig = Static<typeof ConfigSchema>
 
@@ -69,6 +104,10 @@ export interface Config extends RawConfig {
   staleAfterSeconds: number
   topics: string[]
   brokers: string[]
+  /** API_KEYS parsed; empty: the service is open */
+  apiKeys: ApiKey[]
+  /** CORS_ORIGINS split; empty: no CORS headers */
+  corsOrigins: string[]
 }
 
 export class ConfigError extends Error {
@@ -117,7 +156,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   const error = Value.Errors(ConfigSchema, raw).First()
   if (error !== undefined) {
     const key = error.path.replace(/^\//, '')
-    const got = key in data ? ` (got "${key.includes('PASSWORD') ? '***' : data[key]}")` : ''
+    const got = key in data ? ` (got "${key.includes('PASSWORD') || key === 'API_KEYS' ? '***' : data[key]}")` : ''
     throw new ConfigError(`Invalid configuration: ${key} ${explain(ConfigSchema.properties[key as keyof RawConfig], error.message)}${got}`)
   }
 
@@ -148,6 +187,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     // Silence is not health: three missed collection periods make a device stale.
     staleAfterSeconds: raw.STALE_AFTER_SECONDS ?? 3 * raw.COLLECT_INTERVAL_SECONDS,
     topics: raw.KAFKA_TOPICS.split(','),
-    brokers: raw.KAFKA_BROKERS?.split(',') ?? []
+    brokers: raw.KAFKA_BROKERS?.split(',') ?? [],
+    apiKeys: parseApiKeys(raw.API_KEYS),
+    corsOrigins: raw.CORS_ORIGINS?.split(',') ?? []
   }
 }

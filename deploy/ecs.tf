@@ -37,7 +37,9 @@ locals {
   # What differs per role. The api role needs no Kafka settings and no secret.
   role_environment = {
     api = {
-      ROLE = "api"
+      ROLE                  = "api"
+      RATE_LIMIT_PER_MINUTE = var.rate_limit_per_minute == null ? null : tostring(var.rate_limit_per_minute)
+      CORS_ORIGINS          = length(var.cors_origins) == 0 ? null : join(",", var.cors_origins)
     }
     ingest = {
       ROLE                    = "ingest"
@@ -62,10 +64,18 @@ locals {
     { name = "KAFKA_SASL_PASSWORD", valueFrom = var.kafka_sasl_password_secret_arn },
   ]
 
+  # API_KEYS the same way, for both roles (ingest serves /metrics and /health on the VPC too):
+  # the keys are never in the HCL, the state or the task definition.
+  api_keys_secrets = var.api_keys_secret_arn == null ? [] : [
+    { name = "API_KEYS", valueFrom = var.api_keys_secret_arn },
+  ]
+
   uses_sasl = var.kafka_sasl_mechanism != null && strcontains(upper(coalesce(var.kafka_security_protocol, "none")), "SASL")
 }
 
 resource "aws_cloudwatch_log_group" "this" {
+  #checkov:skip=CKV_AWS_158: CloudWatch Logs encrypts at rest with AWS keys; the logs hold no keys or readings (a CMK is optional)
+  #checkov:skip=CKV_AWS_338: retention is the operator's choice (log_retention_days), 30 days by default for cost
   name              = "/ecs/${var.name}"
   retention_in_days = var.log_retention_days
 }
@@ -103,6 +113,7 @@ resource "aws_ecs_task_definition" "api" {
         { containerPort = local.container_port, hostPort = local.container_port, protocol = "tcp" },
       ]
       environment = local.environment.api
+      secrets     = local.api_keys_secrets
       healthCheck = local.container_health_check
       linuxParameters = {
         initProcessEnabled = true
@@ -146,7 +157,7 @@ resource "aws_ecs_task_definition" "ingest" {
         { containerPort = local.container_port, hostPort = local.container_port, protocol = "tcp" },
       ]
       environment = local.environment.ingest
-      secrets     = local.kafka_secrets
+      secrets     = concat(local.kafka_secrets, local.api_keys_secrets)
       healthCheck = local.container_health_check
       linuxParameters = {
         initProcessEnabled = true

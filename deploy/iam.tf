@@ -4,11 +4,20 @@ locals {
   # A Secrets Manager reference may carry a JSON key suffix (arn:...:secret:name-AbCdEf:password::);
   # IAM wants the secret's own ARN, its first seven colon-separated fields.
   kafka_secret_service = var.kafka_sasl_password_secret_arn == null ? null : split(":", var.kafka_sasl_password_secret_arn)[2]
-  kafka_secret_resource = var.kafka_sasl_password_secret_arn == null ? null : (
+  kafka_secret_resource = var.kafka_sasl_password_secret_arn == null ? null : ( #checkov:skip=CKV_SECRET_6: no secret, an expression (a false positive)
     local.kafka_secret_service == "secretsmanager"
     ? join(":", slice(split(":", var.kafka_sasl_password_secret_arn), 0, 7))
     : var.kafka_sasl_password_secret_arn
   )
+
+  # The API_KEYS secret, the same way.
+  api_keys_secret_service = var.api_keys_secret_arn == null ? null : split(":", var.api_keys_secret_arn)[2]
+  api_keys_secret_resource = var.api_keys_secret_arn == null ? null : (
+    local.api_keys_secret_service == "secretsmanager"
+    ? join(":", slice(split(":", var.api_keys_secret_arn), 0, 7))
+    : var.api_keys_secret_arn
+  )
+  execution_secrets = var.kafka_sasl_password_secret_arn != null || var.api_keys_secret_arn != null
 
   # The only DynamoDB actions the service uses (storage/, storage/readings-repository.ts).
   dynamodb_actions = [
@@ -57,7 +66,7 @@ resource "aws_iam_role_policy_attachment" "execution_managed" {
 }
 
 data "aws_iam_policy_document" "execution_secrets" {
-  count = var.kafka_sasl_password_secret_arn == null ? 0 : 1
+  count = local.execution_secrets ? 1 : 0
 
   dynamic "statement" {
     for_each = local.kafka_secret_service == "secretsmanager" ? [1] : []
@@ -78,6 +87,24 @@ data "aws_iam_policy_document" "execution_secrets" {
   }
 
   dynamic "statement" {
+    for_each = local.api_keys_secret_service == "secretsmanager" ? [1] : []
+    content {
+      sid       = "ReadApiKeysSecret"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = [local.api_keys_secret_resource]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.api_keys_secret_service == "ssm" ? [1] : []
+    content {
+      sid       = "ReadApiKeysParameter"
+      actions   = ["ssm:GetParameters"]
+      resources = [local.api_keys_secret_resource]
+    }
+  }
+
+  dynamic "statement" {
     for_each = var.secrets_kms_key_arn == null ? [] : [1]
     content {
       sid       = "DecryptKafkaSecret"
@@ -87,16 +114,16 @@ data "aws_iam_policy_document" "execution_secrets" {
       condition {
         test     = "StringEquals"
         variable = "kms:ViaService"
-        values   = ["${local.kafka_secret_service}.${var.region}.amazonaws.com"]
+        values   = [for service in distinct(compact([local.kafka_secret_service, local.api_keys_secret_service])) : "${service}.${var.region}.amazonaws.com"]
       }
     }
   }
 }
 
 resource "aws_iam_role_policy" "execution_secrets" {
-  count = var.kafka_sasl_password_secret_arn == null ? 0 : 1
+  count = local.execution_secrets ? 1 : 0
 
-  name   = "kafka-secret"
+  name   = "task-secrets"
   role   = aws_iam_role.execution.id
   policy = data.aws_iam_policy_document.execution_secrets[0].json
 }

@@ -380,9 +380,15 @@ variable "allowed_ingress_cidrs" {
 }
 
 variable "certificate_arn" {
-  description = "ACM certificate for an HTTPS listener. When set, HTTP redirects to HTTPS."
+  description = "ACM certificate of the HTTPS listener; HTTP only redirects to HTTPS. Required unless allow_plain_http = true."
   type        = string
   default     = null
+}
+
+variable "allow_plain_http" {
+  description = "A test stack without a certificate: the API on plain HTTP port 80. Never for real data (keys would cross the internet in clear)."
+  type        = bool
+  default     = false
 }
 
 variable "ssl_policy" {
@@ -398,9 +404,44 @@ variable "domain_name" {
 }
 
 variable "alb_deletion_protection" {
-  description = "Protect the ALB from deletion."
+  description = "Protect the ALB from deletion (set false, apply, then destroy to remove a stack)."
   type        = bool
-  default     = false
+  default     = true
+}
+
+variable "api_keys_secret_arn" {
+  description = "Secrets Manager secret (or SSM SecureString) holding API_KEYS (name:key,name:key), injected by ECS into the tasks. null: the API is open."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.api_keys_secret_arn == null || can(regex("^arn:[a-z-]+:(secretsmanager|ssm):", var.api_keys_secret_arn))
+    error_message = "api_keys_secret_arn must be a Secrets Manager secret ARN or an SSM parameter ARN."
+  }
+}
+
+variable "rate_limit_per_minute" {
+  description = "RATE_LIMIT_PER_MINUTE of each api task (per key, or per client address); 0 = off; null = the service default (3000)."
+  type        = number
+  default     = null
+}
+
+variable "cors_origins" {
+  description = "CORS_ORIGINS: origins (https://ops.example.com) allowed to call the API from a browser."
+  type        = list(string)
+  default     = []
+}
+
+variable "access_logs_retention_days" {
+  description = "Days the ALB access logs are kept in their S3 bucket."
+  type        = number
+  default     = 90
+}
+
+variable "waf_rate_limit" {
+  description = "With a value: an AWS WAF web ACL in front of the ALB blocking a client address over this many requests in 5 minutes (WAF's window). null: no WAF."
+  type        = number
+  default     = null
 }
 
 variable "deregistration_delay_seconds" {

@@ -47,12 +47,15 @@ export interface ConsumerOptions {
 /** librdkafka's offset "none" (RD_KAFKA_OFFSET_INVALID) in its statistics. */
 const OFFSET_INVALID = -1001
 
+/** One assigned partition's lag (the metrics' sensors_kafka_consumer_lag). */
+export interface PartitionLag { topic: string, partition: number, lag: number }
+
 /**
  * The messages waiting for this consumer on its assigned partitions, from a librdkafka statistics
  * document: the high watermark less the committed offset (the log start where nothing is
  * committed yet). -1 while no assigned partition's offsets are known.
  */
-export function lagOf (stats: unknown, assigned: ReadonlySet<string>): number {
+export function lagOf (stats: unknown, assigned: ReadonlySet<string>, byPartition?: Map<string, PartitionLag>): number {
   const topics = (stats as { topics?: Record<string, { partitions?: Record<string, Record<string, unknown>> }> })?.topics
   let lag = -1
   for (const [topic, { partitions }] of Object.entries(topics ?? {})) {
@@ -63,6 +66,7 @@ export function lagOf (stats: unknown, assigned: ReadonlySet<string>): number {
       const from = committed !== OFFSET_INVALID && committed >= 0 ? committed : Number(p.lo_offset)
       if (!Number.isFinite(hi) || hi < 0 || !Number.isFinite(from) || from < 0) continue
       lag = Math.max(lag, 0) + Math.max(0, hi - from)
+      byPartition?.set(`${topic}\u0000${id}`, { topic, partition: Number(id), lag: Math.max(0, hi - from) })
     }
   }
   return lag
@@ -104,6 +108,8 @@ export class IngestConsumer {
   private pending: rdkafka.TopicPartitionOffset[] = []
   /** messages waiting on the assigned partitions (librdkafka statistics), -1 until known */
   lag = -1
+  /** the lag of each assigned partition, from the last statistics document */
+  partitionLag = new Map<string, PartitionLag>()
   /** the last commit, or the last moment nothing was waiting: /health's stall clock */
   private lastProgressAt = Date.now()
   private stallLogged = false
@@ -158,7 +164,9 @@ export class IngestConsumer {
   private onStats (text: string): void {
     try {
       const assigned = new Set(this.consumer.assignments().map(a => `${a.topic}\u0000${a.partition}`))
-      this.lag = lagOf(JSON.parse(text), assigned)
+      const byPartition = new Map<string, PartitionLag>()
+      this.lag = lagOf(JSON.parse(text), assigned, byPartition)
+      this.partitionLag = byPartition
     } catch {
       return
     }

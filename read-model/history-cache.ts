@@ -99,17 +99,30 @@ export class HistoryCache<V> {
    * The key is made once by `pageKey` (a poller's URL keeps its own): no string to join per request.
    */
   peek ({ device, full }: PageKey, load: () => Promise<V>): V | undefined {
-    if (this.ttlMs === 0) return undefined
+    if (this.ttlMs === 0) return this.missed()
     const hit = this.entries.get(full)
-    if (hit === undefined) return undefined
+    if (hit === undefined) return this.missed()
     // in use: the device's status is refreshed ahead with the others' (one read for all pages in use)
     this.revisions.touch(device)
     const age = this.now() - hit.at
-    if (age < this.ttlMs) return hit.value
-    if (age >= 2 * this.ttlMs) return undefined
+    if (age < this.ttlMs) return this.hit(hit.value)
+    if (age >= 2 * this.ttlMs) return this.missed()
     // one revalidation at a time; a failed one shows on the requests that wait for one
     if (!this.inflight.has(full)) this.refresh(device, full, load).catch(() => {})
-    return hit.value
+    return this.hit(hit.value)
+  }
+
+  /** peek's answers from memory and its misses (the metrics' sensors_cache_requests_total) */
+  readonly counts = { hits: 0, misses: 0 }
+
+  private hit (value: V): V {
+    this.counts.hits++
+    return value
+  }
+
+  private missed (): undefined {
+    this.counts.misses++
+    return undefined
   }
 
   /** The page as `peek` has it, else read (once however many ask for it at the same time). */

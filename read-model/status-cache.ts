@@ -89,14 +89,27 @@ export class StatusCache {
    */
   peek (device: string): Revision | undefined {
     const entry = this.cache.get(device)
-    if (entry === undefined) return undefined
+    if (entry === undefined) return this.missed()
     const now = this.now()
     entry.usedAt = now
     const age = now - entry.at
-    if (age < this.ttlMs) return entry
-    if (age >= 2 * this.ttlMs) return undefined
+    if (age < this.ttlMs) return this.hit(entry)
+    if (age >= 2 * this.ttlMs) return this.missed()
     this.fresh(device).catch(() => {}) // its failure shows on the requests that wait for one
+    return this.hit(entry)
+  }
+
+  /** peek's answers from memory and its misses (the metrics' sensors_cache_requests_total) */
+  readonly counts = { hits: 0, misses: 0 }
+
+  private hit (entry: Revision): Revision {
+    this.counts.hits++
     return entry
+  }
+
+  private missed (): undefined {
+    this.counts.misses++
+    return undefined
   }
 
   /**

@@ -130,7 +130,8 @@ export interface BuildOptions extends Partial<Omit<AppOptions, 'config'>> {
  * environment given: by default against a fresh in-memory dynalite and a fresh table.
  */
 export async function build (t: Teardown, options: BuildOptions = {}): Promise<FastifyInstance> {
-  const env: Record<string, string> = { LOG_LEVEL: 'silent', COLLECTOR: 'off', DYNAMODB_TABLE: uniqueTable(), ...options.env }
+  // RATE_LIMIT_PER_MINUTE=0 unless a test sets it: tests poll from one address far over the default
+  const env: Record<string, string> = { LOG_LEVEL: 'silent', COLLECTOR: 'off', DYNAMODB_TABLE: uniqueTable(), RATE_LIMIT_PER_MINUTE: '0', ...options.env }
   if (env.DYNAMODB_ENDPOINT === undefined && env.AWS_REGION === undefined && env.DATA_DIR === undefined) {
     env.DYNAMODB_ENDPOINT = (await dynalite(t)).endpoint
   }

@@ -7,8 +7,83 @@ export function stateOf (status) {
   return status.stressed ? 'stressed' : 'ok'
 }
 
+// API keys (API_KEYS): the key the user gave is kept for this tab's session only (sessionStorage)
+// and sent as X-API-Key on every request. An EventSource cannot send a header: POST /auth/session
+// trades the key for a short-lived HttpOnly, SameSite=Strict cookie the event streams accept.
+const KEY_STORE = 'sensors-api-key'
+let keyPrompt
+let session
+
+function storedKey () {
+  try {
+    return sessionStorage.getItem(KEY_STORE) ?? undefined
+  } catch {
+    return undefined
+  }
+}
+
+function keyHeaders () {
+  const key = storedKey()
+  return key === undefined ? {} : { 'x-api-key': key }
+}
+
+/** Shows the key form (once, however many requests were refused) and resolves when a key is given. */
+function askForKey (message) {
+  if (keyPrompt !== undefined) return keyPrompt
+  keyPrompt = new Promise(resolve => {
+    const form = document.createElement('form')
+    form.id = 'api-key-form'
+    form.className = 'api-key'
+    const label = document.createElement('label')
+    label.textContent = message
+    const input = document.createElement('input')
+    input.type = 'password'
+    input.name = 'key'
+    input.autocomplete = 'off'
+    input.required = true
+    const button = document.createElement('button')
+    button.type = 'submit'
+    button.textContent = 'Use key'
+    label.append(input)
+    form.append(label, button)
+    form.addEventListener('submit', event => {
+      event.preventDefault()
+      sessionStorage.setItem(KEY_STORE, input.value)
+      form.remove()
+      keyPrompt = undefined
+      session = undefined
+      openSession()
+      resolve()
+    })
+    document.body.prepend(form)
+    input.focus()
+  })
+  return keyPrompt
+}
+
+/** The event streams' session cookie, when a key is kept; resolves once the cookie is set (or there is no key). */
+export function openSession () {
+  if (session !== undefined) return session
+  if (storedKey() === undefined) return Promise.resolve()
+  session = fetch('/auth/session', { method: 'POST', headers: keyHeaders() }).then(res => {
+    if (!res.ok) session = undefined
+    // renewed before the hour it is valid ends
+    else setTimeout(() => { session = undefined; openSession() }, 30 * 60_000)
+  }, () => { session = undefined })
+  return session
+}
+
+/** fetch with the kept key; on a 401, asks for a key and tries again. */
+export async function authFetch (url, options = {}) {
+  for (;;) {
+    const res = await fetch(url, { ...options, headers: { ...options.headers, ...keyHeaders() } })
+    if (res.status !== 401) return res
+    await askForKey(storedKey() === undefined ? 'This service needs an API key: ' : 'That key was refused. API key: ')
+  }
+}
+
 export async function getJson (url) {
-  const res = await fetch(url, { headers: { accept: 'application/json' } })
+  const res = await authFetch(url, { headers: { accept: 'application/json' } })
   if (!res.ok) {
     const body = await res.json().catch(() => ({}))
     const err = new Error(body.message ?? `${res.status} ${res.statusText}`)
@@ -47,15 +122,23 @@ export function formatNumber (value, digits = 1) {
  * `onState(live)` when the stream drops (the browser reconnects by itself) or comes back.
  */
 export function liveStatuses (url, { onStatus, onState }) {
-  const source = new EventSource(url)
-  source.addEventListener('status', event => {
-    try {
-      onStatus(JSON.parse(event.data))
-    } catch (err) {
-      console.warn('an event that is not a status', err)
-    }
-  })
-  source.addEventListener('open', () => onState(true))
-  source.addEventListener('error', () => onState(false))
-  return source
+  let source
+  const connect = () => {
+    source = new EventSource(url)
+    source.addEventListener('status', event => {
+      try {
+        onStatus(JSON.parse(event.data))
+      } catch (err) {
+        console.warn('an event that is not a status', err)
+      }
+    })
+    source.addEventListener('open', () => onState(true))
+    source.addEventListener('error', () => {
+      onState(false)
+      // A refused stream (no or an expired session) is not retried by the browser: a new session, then again.
+      if (source.readyState === EventSource.CLOSED) setTimeout(() => { openSession().then(connect) }, 2000)
+    })
+  }
+  openSession().then(connect)
+  return { close: () => source?.close() }
 }

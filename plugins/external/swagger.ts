@@ -23,11 +23,19 @@ export default fp(async function swaggerDocs (fastify: FastifyInstance) {
       tags: [
         { name: 'devices', description: 'Readings and statuses of the devices' },
         { name: 'operations', description: 'Health of the service' }
-      ]
+      ],
+      // API_KEYS (issue 19): Swagger UI's Authorize button takes either form of the key.
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'An API key of API_KEYS: `Authorization: Bearer <key>`' },
+          apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key', description: 'An API key of API_KEYS' }
+        }
+      },
+      ...(fastify.config.apiKeys.length > 0 ? { security: [{ bearer: [] }, { apiKey: [] }] } : {})
     },
     refResolver: {
       buildLocalReference: (json, _baseUri, _fragment, i) => (json.$id as string | undefined) ?? `def-${i}`
     }
   })
-  await fastify.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list', deepLinking: true } })
+  await fastify.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list', deepLinking: true, persistAuthorization: false } })
 }, { name: 'swagger', dependencies: ['env', 'schemas'] })

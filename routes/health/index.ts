@@ -5,6 +5,8 @@ export default async function health (fastify: FastifyInstance) {
   fastify.get('/', {
     schema: {
       tags: ['operations'],
+      // open with API_KEYS too (the ALB's health check)
+      security: [],
       summary: 'Health of the service and its components',
       description: '200 when DynamoDB answers and, where enabled, the Kafka consumer is connected; 503 otherwise. The body names each component\'s state.',
       response: {

@@ -321,10 +321,13 @@ t.test('task definitions: Fargate, port 3000, ROLE, health check, stopTimeout ab
       t.equal(log?.options?.['awslogs-region'], '${var.region}')
       t.equal(log?.options?.['awslogs-stream-prefix'], role)
 
+      t.notOk('API_KEYS' in env, 'API_KEYS is never a plain environment value')
+      t.match(config.locals.api_keys_secrets, /name\s*=\s*"API_KEYS",\s*valueFrom\s*=\s*var\.api_keys_secret_arn/, 'API_KEYS from Secrets Manager')
       if (role === 'api') {
-        t.equal(c.secrets, undefined, 'the api role gets no secret')
+        t.equal(c.secrets, '${local.api_keys_secrets}', 'the api role gets only the API keys secret')
+        t.equal(env.RATE_LIMIT_PER_MINUTE, '${var.rate_limit_per_minute == null ? null : tostring(var.rate_limit_per_minute)}')
       } else {
-        t.equal(c.secrets, '${local.kafka_secrets}', 'ingest gets the Kafka secret through `secrets`')
+        t.equal(c.secrets, '${concat(local.kafka_secrets, local.api_keys_secrets)}', 'ingest gets the Kafka secret and the API keys through `secrets`')
         t.match(config.locals.kafka_secrets, /name\s*=\s*"KAFKA_SASL_PASSWORD",\s*valueFrom\s*=\s*var\.kafka_sasl_password_secret_arn/)
         for (const key of ['KAFKA_BROKERS', 'KAFKA_TOPICS', 'KAFKA_GROUP_ID', 'KAFKA_DLQ_TOPIC', 'KAFKA_SECURITY_PROTOCOL', 'KAFKA_SASL_MECHANISM', 'KAFKA_SASL_USERNAME']) {
           t.ok(key in env, `ingest sets ${key}`)
@@ -452,8 +455,9 @@ t.test('IAM: execution role = managed policy + the configured secret only; no "*
   const secrets = config.data.aws_iam_policy_document?.execution_secrets
   const contents = asList(secrets?.dynamic?.statement).map((d: Json) => d.content?.[0])
   const byAction = Object.fromEntries(contents.flatMap((c: Json) => asList(c.actions).map(a => [String(a), c.resources])))
-  t.same(byAction['secretsmanager:GetSecretValue'], ['${local.kafka_secret_resource}'])
-  t.same(byAction['ssm:GetParameters'], ['${local.kafka_secret_resource}'])
+  const resourcesOf = (action: string): unknown[] => contents.filter((c: Json) => asList(c.actions).includes(action)).flatMap((c: Json) => asList(c.resources))
+  t.same(resourcesOf('secretsmanager:GetSecretValue'), ['${local.kafka_secret_resource}', '${local.api_keys_secret_resource}'])
+  t.same(resourcesOf('ssm:GetParameters'), ['${local.kafka_secret_resource}', '${local.api_keys_secret_resource}'])
   t.same(byAction['kms:Decrypt'], ['${var.secrets_kms_key_arn}'])
   t.match(JSON.stringify(contents.find((c: Json) => asList(c.actions).includes('kms:Decrypt'))), /kms:ViaService/)
 
@@ -487,6 +491,55 @@ t.test('network: optional VPC, NAT choice, tasks without public IP', async t => 
   t.match(String(config.locals.azs), /data\.aws_availability_zones\.available\.names, 0, 2/, 'two AZs')
   t.ok(config.variables.allowed_ingress_cidrs, 'variable allowed_ingress_cidrs')
   t.ok(config.variables.certificate_arn, 'variable certificate_arn')
+})
+
+t.test('HTTPS by default: a certificate or an explicit allow_plain_http; port 80 only redirects then', async t => {
+  t.equal(config.variables.certificate_arn?.default, null)
+  t.equal(config.variables.allow_plain_http?.default, false, 'plain HTTP only when asked for')
+  const conditions = asList(resource('aws_lb', 'this').lifecycle?.[0]?.precondition).map((p: Json) => String(p.condition))
+  t.ok(conditions.some(c => /var\.certificate_arn != null \|\| var\.allow_plain_http/.test(c)), 'the ALB refuses to plan without either')
+  t.match(JSON.stringify(resource('aws_lb_listener', 'http').default_action), /local\.https_enabled \? \\?"redirect\\?"/, 'with a certificate port 80 redirects')
+})
+
+t.test('ALB: deletion protection on by default, access logs to an encrypted, private S3 bucket with a lifecycle rule', async t => {
+  t.equal(config.variables.alb_deletion_protection?.default, true)
+  const lb = resource('aws_lb', 'this')
+  t.equal(lb.access_logs?.[0]?.bucket, '${aws_s3_bucket.access_logs.id}')
+  t.equal(lb.access_logs?.[0]?.enabled, true)
+  const block = resource('aws_s3_bucket_public_access_block', 'access_logs')
+  for (const k of ['block_public_acls', 'block_public_policy', 'ignore_public_acls', 'restrict_public_buckets']) t.equal(block[k], true, k)
+  t.match(JSON.stringify(resource('aws_s3_bucket_server_side_encryption_configuration', 'access_logs')), /AES256/, 'SSE-S3 (what ALB log delivery supports)')
+  const rule = resource('aws_s3_bucket_lifecycle_configuration', 'access_logs').rule?.[0]
+  t.equal(rule?.status, 'Enabled')
+  t.equal(rule?.expiration?.[0]?.days, '${var.access_logs_retention_days}')
+})
+
+t.test('/metrics is not reachable through the ALB: a listener rule answers 404 first', async t => {
+  const r = resource('aws_lb_listener_rule', 'block_metrics')
+  t.match(r.listener_arn, /aws_lb_listener\.https\[0\]\.arn/)
+  t.same(r.condition?.[0]?.path_pattern?.[0]?.values, ['/metrics', '/metrics/*'])
+  t.equal(r.action?.[0]?.type, 'fixed-response')
+  t.equal(String(r.action?.[0]?.fixed_response?.[0]?.status_code), '404')
+})
+
+t.test('optional WAF: a rate-based rule per client address, associated with the ALB', async t => {
+  t.equal(config.variables.waf_rate_limit?.default, null, 'off unless waf_rate_limit is set')
+  const acl = resource('aws_wafv2_web_acl', 'this')
+  t.match(acl.count, /var\.waf_rate_limit == null \? 0 : 1/)
+  t.equal(acl.rule?.[0]?.statement?.[0]?.rate_based_statement?.[0]?.limit, '${var.waf_rate_limit}')
+  t.equal(acl.rule?.[0]?.statement?.[0]?.rate_based_statement?.[0]?.aggregate_key_type, 'IP')
+  t.equal(resource('aws_wafv2_web_acl_association', 'this').resource_arn, '${aws_lb.this.arn}')
+})
+
+t.test('every checkov waiver in deploy/ says why', async t => {
+  let waivers = 0
+  for (const [name, text] of config.files) {
+    for (const m of text.matchAll(/#\s*checkov:skip=([A-Z0-9_]+)(.*)$/gm)) {
+      waivers++
+      t.match(m[2], /^:\s*\S.{10,}/, `${name}: ${m[1]} has a reason`)
+    }
+  }
+  t.ok(waivers > 0, `${waivers} waivers`)
 })
 
 t.test('outputs', async t => {

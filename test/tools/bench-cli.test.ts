@@ -99,7 +99,8 @@ t.test('the HTTP part: the server in a memory cgroup of the api task\'s size whe
   t.equal(r.http.status_vs_floor, Math.round(r.http.status_rps! / r.http.status_floor_rps! * 1000) / 1000)
   t.equal(r.http.history_vs_floor, Math.round(r.http.history_rps! / r.http.history_floor_rps! * 1000) / 1000)
   t.equal(r.http.status_vs_ceiling, Math.round(r.http.status_rps! / r.http.ceiling_rps! * 1000) / 1000)
-  for (const figure of ['http.status_vs_floor', 'http.history_vs_floor', 'http.status_vs_ceiling', 'http.history_p99_ms', 'memory.rss_mb_under_load']) {
+  t.equal(r.http.status_scraped_vs_ceiling, Math.round(r.http.status_scraped_rps! / r.http.ceiling_rps! * 1000) / 1000, 'the status load with a scrape a second')
+  for (const figure of ['http.status_vs_floor', 'http.history_vs_floor', 'http.status_vs_ceiling', 'http.status_scraped_vs_ceiling', 'http.history_p99_ms', 'memory.rss_mb_under_load']) {
     const row = r.verdicts.find(v => v.figure === figure)
     t.match(row?.verdict, /^(pass|MISS)$/, `${figure} judged`)
   }

@@ -92,7 +92,8 @@ const runId = randomUUID().slice(0, 8)
 function childEnv (extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env }
   for (const key of Object.keys(ConfigSchema.properties)) delete env[key]
-  return { ...env, LOG_LEVEL: 'warn', COLLECTOR: 'off', HOST: '127.0.0.1', PORT: '0', ...extra }
+  // RATE_LIMIT_PER_MINUTE=0: the bench's load comes from one address, far over the default limit
+  return { ...env, LOG_LEVEL: 'warn', COLLECTOR: 'off', HOST: '127.0.0.1', PORT: '0', RATE_LIMIT_PER_MINUTE: '0', ...extra }
 }
 
 // ---------------------------------------------------------------------------- helpers
@@ -300,6 +301,20 @@ async function apiTaskMemoryMib (): Promise<number> {
   return Number(m[1])
 }
 
+/** GET /metrics once a second (a Prometheus scrape interval far shorter than the usual 15 s), until stopped. */
+function scrapeEverySecond (base: string): { stop: () => void, scrapes: number, failed: number, ms: number[] } {
+  const state = { scrapes: 0, failed: 0, ms: [] as number[], stop: () => { clearInterval(timer) } }
+  const timer = setInterval(() => {
+    const started = performance.now()
+    fetch(`${base}/metrics`).then(async res => {
+      await res.text()
+      if (res.status !== 200) state.failed++
+      else { state.scrapes++; state.ms.push(performance.now() - started) }
+    }, () => { state.failed++ })
+  }, 1000)
+  return state
+}
+
 async function httpPhase (
   dynamo: Dynamo, dynalite: Child, tableName: string, devices: string[], node: ServiceNode
 ): Promise<{ http: Record<string, unknown>, memory: Record<string, unknown> }> {
@@ -347,6 +362,8 @@ async function httpPhase (
       { name: 'status', on: 'server', paths: statusPaths },
       { name: 'status ceiling', on: 'server', paths: statusPaths.map(p => `/__bench${p}`) },
       { name: 'status floor', on: 'floor', paths: statusPaths },
+      // issue 19: the same polling load while Prometheus scrapes /metrics once a second
+      { name: 'status scraped', on: 'server', paths: statusPaths },
       { name: 'history', on: 'server', paths: historyPaths },
       { name: 'history gzip', on: 'server', paths: historyPaths, headers: GZIP },
       { name: 'history ceiling', on: 'server', paths: historyPaths.map(p => `/__bench${p}`) },
@@ -359,7 +376,13 @@ async function httpPhase (
       if (settings.rounds > 1) log(`http: round ${n + 1} of ${settings.rounds}`)
       for (const l of loads) {
         const { child, port } = target[l.on]
+        const scraper = l.name === 'status scraped' ? scrapeEverySecond(base) : undefined
         const run = await load(l.name, child, dynalite, port, l.paths, 'headers' in l ? l.headers : undefined, n === 0 ? settings.warmupS : LATER_WARMUP_S)
+          .finally(() => scraper?.stop())
+        if (scraper !== undefined) {
+          check(scraper.failed === 0 && scraper.scrapes > 0, `GET /metrics under load: ${scraper.scrapes} scrapes, ${scraper.failed} failed`)
+          log(`http: status scraped: ${scraper.scrapes} scrapes of /metrics, median ${round(median(scraper.ms), 2)} ms`)
+        }
         if (n === 0 && l.on === 'server' && !l.name.includes('ceiling')) rssMb = Math.max(rssMb, run.server_rss_mb_max)
         runs[l.name].push(run)
       }
@@ -374,6 +397,8 @@ async function httpPhase (
         status_p99_ms: p99('status'),
         status_vs_ceiling: rps('status') / rps('status ceiling'),
         status_vs_floor: rps('status') / rps('status floor'),
+        status_scraped_rps: rps('status scraped'),
+        status_scraped_vs_ceiling: rps('status scraped') / rps('status ceiling'),
         history_ceiling_rps: rps('history ceiling'),
         history_ceiling_p99_ms: p99('history ceiling'),
         history_rps: rps('history'),

@@ -136,7 +136,7 @@ export async function statsBench (options: StatsBenchOptions = {}): Promise<Stat
     await new ReadingsRepository({ doc: dynamo.doc, table }).put([last!])
 
     server = spawnNode('stats server', join(here, 'server.js'), [], {
-      ...env, LOG_LEVEL: 'warn', COLLECTOR: 'off', HOST: '127.0.0.1', PORT: '0', ROLE: 'api', DYNAMODB_ENDPOINT: endpoint, DYNAMODB_TABLE: table
+      ...env, LOG_LEVEL: 'warn', COLLECTOR: 'off', HOST: '127.0.0.1', PORT: '0', RATE_LIMIT_PER_MINUTE: '0', ROLE: 'api', DYNAMODB_ENDPOINT: endpoint, DYNAMODB_TABLE: table
     })
     const { port } = await server.message<{ port: number }>('ready', 60_000)
     const path = `/devices/${DEVICE}/stats?from=${new Date(start).toISOString()}&to=${new Date(end - 1).toISOString()}&interval=1h`
