@@ -6,6 +6,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { isTimeZone } from './ingest/time.js'
 import { modelsDir as shippedModelsDir } from './paths.js'
+import { AlertsFileError, loadAlertsFile, type AlertsConfig } from './alerts/rules.js'
 
 /** DYNAMODB_TIMEOUT_MS's default, also the DynamoDB client's when it is built without a configuration (tests, bench) */
 export const DEFAULT_DYNAMODB_TIMEOUT_MS = 5000
@@ -51,7 +52,10 @@ export const ConfigSchema = Type.Object({
   RETENTION_DAYS: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
   ROLLUP_RETENTION_DAYS: Type.Number({ exclusiveMinimum: 0, maximum: 36_500, default: 400 }),
   MODELS_DIR: Type.Optional(Type.String({ minLength: 1 })),
-  SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000 })
+  SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000 }),
+  ALERTS_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  ALERTS_TICK_SECONDS: Type.Number({ minimum: 0.05, maximum: 30, default: 5 }),
+  PUBLIC_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$' }))
 })
 export type RawConfig = Static<typeof ConfigSchema>
 
@@ -69,6 +73,8 @@ export interface Config extends RawConfig {
   staleAfterSeconds: number
   topics: string[]
   brokers: string[]
+  /** ALERTS_FILE, loaded and checked; absent: alerting is off */
+  alerts?: AlertsConfig
 }
 
 export class ConfigError extends Error {
@@ -136,8 +142,19 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('Invalid configuration: ROLE=ingest needs KAFKA_BROKERS (or COLLECTOR=on)')
   }
 
+  let alerts: AlertsConfig | undefined
+  if (raw.ALERTS_FILE !== undefined) {
+    try {
+      alerts = loadAlertsFile(resolve(raw.ALERTS_FILE), env)
+    } catch (err) {
+      if (err instanceof AlertsFileError) throw new ConfigError(`Invalid configuration: ${err.message}`)
+      throw err
+    }
+  }
+
   return {
     ...raw,
+    ...(alerts !== undefined ? { alerts } : {}),
     dataDir: resolve(raw.DATA_DIR),
     modelsDir: raw.MODELS_DIR !== undefined ? resolve(raw.MODELS_DIR) : shippedModelsDir,
     dynamoMode: raw.DYNAMODB_ENDPOINT !== undefined ? 'endpoint' : raw.AWS_REGION !== undefined ? 'aws' : 'embedded',
