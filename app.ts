@@ -20,6 +20,8 @@ import liveReadModel from './plugins/app/live-read-model.js'
 import fleetView from './plugins/app/fleet-view.js'
 import collector from './plugins/app/collector.js'
 import kafkaConsumer from './plugins/app/kafka-consumer.js'
+import alerts from './plugins/app/alerts.js'
+import alerting from './plugins/app/alerting.js'
 import type { Config } from './config.js'
 import type { Dynamo } from './storage/client.js'
 import type { Predictor } from './ingest/service.js'
@@ -52,14 +54,14 @@ export const ROLES: Record<Config['ROLE'], { plugins: Plugin[], routes: string[]
   api: {
     plugins: [
       env, schemas, swagger, health, dynamodb,
-      readings, statusCache, historyCache, fleetView
+      readings, statusCache, historyCache, fleetView, alerts
     ],
-    routes: ['dashboard', 'devices', 'fleet', 'health']
+    routes: ['dashboard', 'devices', 'fleet', 'health', 'alerts']
   },
   ingest: {
     plugins: [
       env, schemas, health, dynamodb, readings,
-      predictor, ingest, collector, kafkaConsumer
+      predictor, ingest, alerts, alerting, collector, kafkaConsumer
     ],
     routes: ['health']
   },
@@ -67,9 +69,9 @@ export const ROLES: Record<Config['ROLE'], { plugins: Plugin[], routes: string[]
     plugins: [
       env, schemas, swagger, health, dynamodb,
       readings, statusCache, historyCache, fleetView, predictor,
-      ingest, liveReadModel, collector, kafkaConsumer
+      ingest, liveReadModel, alerts, alerting, collector, kafkaConsumer
     ],
-    routes: ['dashboard', 'devices', 'fleet', 'health']
+    routes: ['dashboard', 'devices', 'fleet', 'health', 'alerts']
   }
 }
 
