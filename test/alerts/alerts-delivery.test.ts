@@ -2,7 +2,7 @@ import t from 'tap'
 import { createHmac } from 'node:crypto'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { build, pcReading, tempDir } from '../helper.js'
+import { build, dynalite, pcReading, tempDir, uniqueTable } from '../helper.js'
 import { waitUntil } from '../kafka-helper.js'
 import { receiver } from './receivers.js'
 import type { Predictor } from '../../ingest/service.js'
@@ -128,4 +128,34 @@ rules:
   t.equal(off.alerting, null, 'alerting is off without ALERTS_FILE')
   const res = await off.inject({ url: '/alerts' })
   t.same(res.json(), { alerts: [] })
+})
+
+t.test('two tasks handling the same readings at once record one episode and send one notification per channel', async t => {
+  const hook = await receiver(t)
+  const slack = await receiver(t)
+  const file = await alertsFile(t, `
+channels:
+  - {name: ops, type: webhook, url: "${hook.url}"}
+  - {name: team, type: slack, url: "${slack.url}"}
+rules:
+  - {name: stressed, when: stressed, channels: [ops, team]}
+`)
+  const db = await dynalite(t)
+  const env = { ALERTS_FILE: file, ALERTS_TICK_SECONDS: '0.1', DYNAMODB_ENDPOINT: db.endpoint, DYNAMODB_TABLE: uniqueTable() }
+  const a = await build(t, { predictor, env })
+  const b = await build(t, { predictor, env })
+  for (let round = 0; round < 3; round++) {
+    const hot = pcReading({ device: `pc-race${round}`, TemperatureCPUPackage: 95, loading_datetime: time(round * 10_000) })
+    const cool = pcReading({ device: `pc-race${round}`, TemperatureCPUPackage: 50, loading_datetime: time(round * 10_000 + 1000) })
+    await Promise.all([a.ingest.ingest([hot]), b.ingest.ingest([hot])])
+    await Promise.all([a.ingest.ingest([cool]), b.ingest.ingest([cool])])
+  }
+  t.ok(await waitUntil(async () => hook.received.length >= 6 && slack.received.length >= 6, 10_000))
+  await new Promise(resolve => setTimeout(resolve, 1000))
+  t.equal(hook.received.length, 6, 'one firing and one resolved for each of three devices')
+  t.equal(slack.received.length, 6)
+  const ids = hook.received.map(r => r.headers['idempotency-key'])
+  t.equal(new Set(ids).size, 6, 'no repeat')
+  const list = (await a.inject('/alerts?state=resolved')).json() as { alerts: unknown[] }
+  t.equal(list.alerts.length, 3, 'three episodes')
 })
