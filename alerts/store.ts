@@ -262,7 +262,8 @@ export class AlertStore {
         out = await this.doc.send(new QueryCommand({
           TableName: this.table,
           KeyConditionExpression: 'device = :pk',
-          ...(filters.length > 0 ? { FilterExpression: filters.join(' AND '), ExpressionAttributeNames: names } : {}),
+          ...(filters.length > 0 ? { FilterExpression: filters.join(' AND ') } : {}),
+          ...(Object.keys(names).length > 0 ? { ExpressionAttributeNames: names } : {}),
           ExpressionAttributeValues: values,
           ScanIndexForward: false,
           ExclusiveStartKey: start,

@@ -28,6 +28,10 @@ t.test('GET /alerts: newest first, filtered by state, device and rule, paged by 
   t.same(firing.alerts.map(a => a.id[0]), ['6', '5', '4', '3', '2'])
   const pc1 = (await app.inject('/alerts?device=pc1&rule=stressed')).json() as typeof all
   t.same(pc1.alerts.map(a => a.id[0]), ['4', '2', '0'])
+  const pc2 = (await app.inject('/alerts?device=pc2')).json() as typeof all
+  t.same(pc2.alerts.map(a => a.id[0]), ['5', '3', '1'], 'a device alone')
+  const hot = (await app.inject('/alerts?rule=hot')).json() as typeof all
+  t.same(hot.alerts.map(a => a.id[0]), ['6', '5'], 'a rule alone')
 
   const seen: string[] = []
   let cursor: string | undefined
