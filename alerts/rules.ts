@@ -1,12 +1,13 @@
 // ALERTS_FILE (issue 18): channels and rules, YAML or JSON, `${NAME}` from the environment,
 // validated with TypeBox. Every problem is one line naming the file and what is wrong.
-import { readFileSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { parse as parseYaml } from 'yaml'
 
 export const CHANNEL_TYPES = ['webhook', 'telegram', 'ntfy', 'slack'] as const
 export const RULE_KINDS = ['stressed', 'stale', 'field'] as const
+const MAX_FILE_BYTES = 1024 * 1024
 
 const Name = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' })
 const Url = Type.String({ pattern: '^https?://' })
@@ -214,8 +215,11 @@ export function parseAlerts (text: string, env: NodeJS.ProcessEnv = process.env)
 export function loadAlertsFile (path: string, env: NodeJS.ProcessEnv = process.env): AlertsConfig {
   let text: string
   try {
+    // bounded before it is read: the file is parsed whole
+    if (statSync(path).size > MAX_FILE_BYTES) throw new AlertsFileError(`ALERTS_FILE ${path} is larger than ${MAX_FILE_BYTES / 1024} KB`)
     text = readFileSync(path, 'utf8')
   } catch (err) {
+    if (err instanceof AlertsFileError) throw err
     throw new AlertsFileError(`ALERTS_FILE ${path} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
   }
   try {

@@ -82,6 +82,9 @@ t.test('loadConfig takes ALERTS_FILE; without it alerting is off', async t => {
   const config = loadConfig({ ALERTS_FILE: file, OPS_SECRET: 'x', TG_TOKEN: 'y' })
   t.equal(config.alerts?.rules.length, 3)
   t.equal(loadConfig({}).alerts, undefined)
+  const big = join(dir, 'big.yaml')
+  await writeFile(big, '#'.repeat(1024 * 1024 + 1))
+  t.throws(() => loadConfig({ ALERTS_FILE: big }), /^Invalid configuration: ALERTS_FILE .*big\.yaml is larger than 1024 KB$/)
 })
 
 t.test('a bad file stops start-up with one line naming ALERTS_FILE and the problem', async t => {
