@@ -82,8 +82,11 @@ export const INITIAL: EpisodeState = { phase: 'ok', version: 0 }
  * the last applied one changes nothing: a late or redelivered reading never re-fires a resolved episode.
  */
 export function step (rule: Rule, device: string, state: EpisodeState, obs: Observation): Step {
-  if (state.observed !== undefined && obs.time <= state.observed && rule.when !== 'stale') return { next: state, changed: false }
-  if (state.observed !== undefined && obs.time < state.observed) return { next: state, changed: false }
+  // Only the stale check (an observation with its own `at`) looks again at the same reading time;
+  // a reading must be newer (the reading that made a device stale, handled late, does not resolve it).
+  if (state.observed !== undefined && (obs.time < state.observed || (obs.time === state.observed && obs.at === undefined))) {
+    return { next: state, changed: false }
+  }
   const at = obs.at ?? obs.time
   const start = obs.start ?? obs.time
   const base = { ...state, observed: Math.max(obs.time, state.observed ?? obs.time) }

@@ -30,12 +30,14 @@ t.test('a silent device fires without any new reading, once, by one of two tasks
   const fired = JSON.parse(hook.received[0]!.body) as Record<string, any>
   t.match(fired, { rule: 'silent', device: 'pc1', state: 'firing', status: { stale: true, msg: 'The device is not reporting' } })
   await sleep(1000)
-  t.equal(hook.received.length, 1, 'once, whichever task checks (devices not matching are left alone)')
+  if (!t.equal(hook.received.length, 1, 'once, whichever task checks (devices not matching are left alone)')) t.comment(hook.received.map(r => r.body).join('\n'))
   await b.ingest.ingest([pcReading({ device: 'pc1', loading_datetime: new Date().toISOString() })])
   t.ok(await waitUntil(async () => hook.received.length === 2, 5000))
   t.match(JSON.parse(hook.received[1]!.body), { device: 'pc1', state: 'resolved', since: fired.since })
   const list = (await a.inject('/alerts?rule=silent&device=pc1')).json() as { alerts: Array<{ state: string }> }
   t.same(list.alerts.map(x => x.state), ['resolved'])
+  // before the table goes: their timers would still call it
+  await Promise.all([a.close(), b.close()])
 })
 
 t.test('a lease held by a task that died is taken over once it expires', async t => {
@@ -50,4 +52,5 @@ t.test('a lease held by a task that died is taken over once it expires', async t
   await sleep(2000)
   t.equal(hook.received.length, 0, 'nobody checks while the dead task\'s lease runs')
   t.ok(await waitUntil(async () => hook.received.length === 1, 5000), 'then this task takes the lease and fires')
+  await a.close()
 })

@@ -85,6 +85,8 @@ t.test('stale rules: by the scheduler clock, from the newest reading; a newer re
   t.equal(steps[2]!.transition!.since, last + window)
   const late = step(r, 'pc1', state, { time: last - 5000, holds: false })
   t.notOk(late.changed, 'a late reading does not resolve')
+  const same = step(r, 'pc1', state, { time: last, holds: false })
+  t.notOk(same.changed, 'nor the very reading that went silent, handled after the check fired')
   const fresh = step(r, 'pc1', state, { time: last + 60_000, holds: false })
   t.equal(fresh.transition?.state, 'resolved')
 })
