@@ -43,6 +43,7 @@ export class Alerter {
   private readonly orphanMs: number
   private readonly timers: NodeJS.Timeout[] = []
   private readonly inFlight = new Set<string>()
+  private readonly running = new Set<Promise<void>>()
   private delivering: Promise<void> | undefined
   private again = false
   private closed = false
@@ -59,7 +60,13 @@ export class Alerter {
 
   start (): void {
     const every = (ms: number, fn: () => Promise<unknown>): void => {
-      const timer = setInterval(() => { fn().catch(err => this.options.log?.warn({ err }, 'alerting: a scheduled run failed')) }, ms)
+      let busy = false
+      const timer = setInterval(() => {
+        // one run at a time; a run slower than the period skips ticks
+        if (busy || this.closed) return
+        busy = true
+        this.track(fn().catch(err => this.options.log?.warn({ err }, 'alerting: a scheduled run failed')).finally(() => { busy = false }))
+      }, ms)
       timer.unref()
       this.timers.push(timer)
     }
@@ -70,6 +77,8 @@ export class Alerter {
   async close (): Promise<void> {
     this.closed = true
     for (const t of this.timers) clearInterval(t)
+    // runs under way finish before the table closes
+    await Promise.all([...this.running])
     await this.delivering?.catch(() => {})
     if (this.holdsLease) await this.store.releaseLease(this.owner)
   }
@@ -133,7 +142,12 @@ export class Alerter {
   /** A delivery pass now, without waiting for it (a failure waits for the next tick). */
   private kick (): void {
     if (this.closed) return
-    this.deliver().catch(err => this.options.log?.warn({ err }, 'alerting: delivering the outbox failed'))
+    this.track(this.deliver().catch(err => this.options.log?.warn({ err }, 'alerting: delivering the outbox failed')))
+  }
+
+  private track (run: Promise<unknown>): void {
+    const settled: Promise<void> = run.then(() => {}, () => {}).then(() => { this.running.delete(settled) })
+    this.running.add(settled)
   }
 
   private holds (rule: Rule, reading: Reading): boolean | null | undefined {
