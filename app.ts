@@ -25,6 +25,8 @@ import liveReadModel from './plugins/app/live-read-model.js'
 import fleetView from './plugins/app/fleet-view.js'
 import collector from './plugins/app/collector.js'
 import kafkaConsumer from './plugins/app/kafka-consumer.js'
+import alerts from './plugins/app/alerts.js'
+import alerting from './plugins/app/alerting.js'
 import type { Config } from './config.js'
 import type { Dynamo } from './storage/client.js'
 import type { Predictor } from './ingest/service.js'
@@ -64,14 +66,14 @@ export const ROLES: Record<Config['ROLE'], { plugins: Plugin[], routes: string[]
   api: {
     plugins: [
       env, schemas, ...access, swagger, health, dynamodb,
-      readings, statusCache, historyCache, fleetView
+      readings, statusCache, historyCache, fleetView, alerts
     ],
-    routes: ['auth', 'dashboard', 'devices', 'fleet', 'health']
+    routes: ['auth', 'dashboard', 'devices', 'fleet', 'health', 'alerts']
   },
   ingest: {
     plugins: [
       env, schemas, ...access, health, dynamodb, readings,
-      predictor, ingest, collector, kafkaConsumer
+      predictor, ingest, alerts, alerting, collector, kafkaConsumer
     ],
     routes: ['health']
   },
@@ -79,9 +81,9 @@ export const ROLES: Record<Config['ROLE'], { plugins: Plugin[], routes: string[]
     plugins: [
       env, schemas, ...access, swagger, health, dynamodb,
       readings, statusCache, historyCache, fleetView, predictor,
-      ingest, liveReadModel, collector, kafkaConsumer
+      ingest, liveReadModel, alerts, alerting, collector, kafkaConsumer
     ],
-    routes: ['auth', 'dashboard', 'devices', 'fleet', 'health']
+    routes: ['auth', 'dashboard', 'devices', 'fleet', 'health', 'alerts']
   }
 }
 

@@ -6,6 +6,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { isTimeZone } from './ingest/time.js'
 import { modelsDir as shippedModelsDir } from './paths.js'
+import { AlertsFileError, loadAlertsFile, type AlertsConfig } from './alerts/rules.js'
 
 /** DYNAMODB_TIMEOUT_MS's default, also the DynamoDB client's when it is built without a configuration (tests, bench) */
 export const DEFAULT_DYNAMODB_TIMEOUT_MS = 5000
@@ -86,7 +87,10 @@ export const ConfigSchema = Type.Object({
   // Issue 19: access. API_KEYS is checked by parseApiKeys (its message never echoes a key).
   API_KEYS: Type.Optional(Type.String()),
   RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 0, maximum: 1_000_000, default: DEFAULT_RATE_LIMIT_PER_MINUTE }),
-  CORS_ORIGINS: Type.Optional(Type.String({ pattern: '^https?://[^,\\s/]+(,https?://[^,\\s/]+)*$' }))
+  CORS_ORIGINS: Type.Optional(Type.String({ pattern: '^https?://[^,\\s/]+(,https?://[^,\\s/]+)*$' })),
+  ALERTS_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  ALERTS_TICK_SECONDS: Type.Number({ minimum: 0.05, maximum: 30, default: 5 }),
+  PUBLIC_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$' }))
 })
 export type RawConfig = Static<typeof ConfigSchema>
 
@@ -108,6 +112,8 @@ export interface Config extends RawConfig {
   apiKeys: ApiKey[]
   /** CORS_ORIGINS split; empty: no CORS headers */
   corsOrigins: string[]
+  /** ALERTS_FILE, loaded and checked; absent: alerting is off */
+  alerts?: AlertsConfig
 }
 
 export class ConfigError extends Error {
@@ -175,8 +181,19 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('Invalid configuration: ROLE=ingest needs KAFKA_BROKERS (or COLLECTOR=on)')
   }
 
+  let alerts: AlertsConfig | undefined
+  if (raw.ALERTS_FILE !== undefined) {
+    try {
+      alerts = loadAlertsFile(resolve(raw.ALERTS_FILE), env)
+    } catch (err) {
+      if (err instanceof AlertsFileError) throw new ConfigError(`Invalid configuration: ${err.message}`)
+      throw err
+    }
+  }
+
   return {
     ...raw,
+    ...(alerts !== undefined ? { alerts } : {}),
     dataDir: resolve(raw.DATA_DIR),
     modelsDir: raw.MODELS_DIR !== undefined ? resolve(raw.MODELS_DIR) : shippedModelsDir,
     dynamoMode: raw.DYNAMODB_ENDPOINT !== undefined ? 'endpoint' : raw.AWS_REGION !== undefined ? 'aws' : 'embedded',

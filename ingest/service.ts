@@ -129,6 +129,7 @@ export class IngestService {
   private readonly zone: { zone: string }
   private readonly now: () => number
   private readonly storedListeners: Array<(readings: Reading[]) => void> = []
+  private readonly acceptedListeners: Array<(readings: Reading[]) => Promise<void>> = []
 
   constructor (options: IngestOptions) {
     this.repository = options.repository
@@ -251,6 +252,15 @@ export class IngestService {
   }
 
   /**
+   * Awaits `listener` with the readings of each write that put() took (stored and identical
+   * redeliveries, conflicts excluded) before the write counts as done: a failure fails the write, so
+   * the batch is delivered again (alerting records its transitions this way).
+   */
+  onAccepted (listener: (readings: Reading[]) => Promise<void>): void {
+    this.acceptedListeners.push(listener)
+  }
+
+  /**
    * Stores valid readings; conflicts (a uuid already stored with other values) are reported, never
    * written. Then the history rollups take every reading put() took, duplicates too (a redelivery
    * after a crash between the two repairs them), before the caller acknowledges the batch.
@@ -258,7 +268,9 @@ export class IngestService {
   async store (readings: Reading[]): Promise<PutResult> {
     const result = await this.repository.put(readings)
     const conflicts = new Set(result.conflicts.map(c => c.index))
-    await this.repository.updateRollups(conflicts.size === 0 ? readings : readings.filter((_, i) => !conflicts.has(i)))
+    const accepted = conflicts.size === 0 ? readings : readings.filter((_, i) => !conflicts.has(i))
+    await this.repository.updateRollups(accepted)
+    for (const listener of this.acceptedListeners) await listener(accepted)
     if (result.stored.length > 0) for (const listener of this.storedListeners) listener(result.stored)
     return result
   }

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url'
 // imports nothing from fastify, @fastify/* or fastify-plugin; only the plugins, the routes and the
 // root-level wiring files do. Read from the sources (compiled to build/test/layout.test.js).
 const root = fileURLToPath(new URL('../../', import.meta.url))
-const DOMAIN = ['storage', 'ingest', 'kafka', 'prediction', 'read-model', 'http', 'collector', 'schemas']
+const DOMAIN = ['storage', 'ingest', 'kafka', 'prediction', 'read-model', 'http', 'collector', 'schemas', 'alerts']
 const FASTIFY = /(?:from\s+|import\s*\(\s*)['"](?:fastify|fastify-plugin|@fastify\/[^'"]+)['"]/
 
 async function sources (dir: string): Promise<string[]> {

@@ -142,3 +142,35 @@ export function liveStatuses (url, { onStatus, onState }) {
   openSession().then(connect)
   return { close: () => source?.close() }
 }
+
+/**
+ * The firing alerts (GET /alerts?state=firing) in `section`, hidden when there are none; read again
+ * every 10 s. `device`: only that device's.
+ */
+export function firingAlerts (section, device) {
+  const query = new URLSearchParams({ state: 'firing', limit: '50', ...(device ? { device } : {}) })
+  const refresh = async () => {
+    try {
+      const { alerts } = await getJson(`/alerts?${query}`)
+      const list = document.createElement('ul')
+      for (const alert of alerts) {
+        const li = document.createElement('li')
+        li.dataset.alertRule = alert.rule
+        li.dataset.alertDevice = alert.device
+        const link = document.createElement('a')
+        link.href = `/ui/devices/${encodeURIComponent(alert.device)}`
+        link.textContent = alert.device
+        li.append(link, ` — ${alert.rule}, firing since ${new Date(alert.since).toLocaleString()}`)
+        list.append(li)
+      }
+      const title = document.createElement('h2')
+      title.textContent = `Firing alerts (${alerts.length})`
+      section.replaceChildren(title, list)
+      section.hidden = alerts.length === 0
+    } catch (err) {
+      console.warn('alerts', err.message)
+    }
+  }
+  refresh()
+  setInterval(refresh, 10_000)
+}

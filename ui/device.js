@@ -1,4 +1,4 @@
-import { STATE_WORDS, banner, formatAge, formatNumber, getJson, liveStatuses, stateOf } from './common.js'
+import { STATE_WORDS, banner, firingAlerts, formatAge, formatNumber, getJson, liveStatuses, stateOf } from './common.js'
 
 // The device view: its status and why, charts of every field from /stats (min–max band and
 // average), the Raspberry Pi throttling flags over time, a CSV download, live updates.
@@ -131,5 +131,6 @@ liveStatuses(`/devices/${encodeURIComponent(device)}/events`, {
     else banner()
   }
 })
+firingAlerts(document.getElementById('alerts'), device)
 await loadStatus()
 await loadCharts().catch(err => banner(`Charts could not be read: ${err.message}`))

@@ -1,4 +1,4 @@
-import { STATE_WORDS, banner, formatAge, formatNumber, getJson, liveStatuses, stateOf } from './common.js'
+import { STATE_WORDS, banner, firingAlerts, formatAge, formatNumber, getJson, liveStatuses, stateOf } from './common.js'
 
 // The fleet view: counts, a table of every device sorted by risk, filters, live rows.
 // Uses only the public API: /fleet, /fleet/events, /devices/{device}, /devices/{device}/stats.
@@ -189,3 +189,4 @@ setInterval(() => {
   for (const tr of rows.querySelectorAll('tr[data-device]')) tr.querySelector('.age').textContent = formatAge(ageOf(tr.dataset.device))
 }, 1000)
 load()
+firingAlerts(document.getElementById('alerts'))

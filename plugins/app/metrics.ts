@@ -101,6 +101,21 @@ export default fp(async function metrics (fastify: FastifyInstance) {
       }
     }
   })
+  new Counter({ // eslint-disable-line no-new
+    name: 'sensors_alert_notifications_total',
+    help: 'Alert notifications, by channel and result: sent (the receiver took it), failed (given up after the retry window), retried (attempts that failed and were tried again)',
+    labelNames: ['channel', 'result'] as const,
+    registers: [registry],
+    collect () {
+      this.reset()
+      const alerting = fastify.hasDecorator('alerting') ? fastify.alerting : null
+      for (const [channel, c] of Object.entries(alerting?.metrics ?? {})) {
+        this.inc({ channel, result: 'sent' }, c.sent)
+        this.inc({ channel, result: 'failed' }, c.failed)
+        this.inc({ channel, result: 'retried' }, c.retried)
+      }
+    }
+  })
   new Gauge({ // eslint-disable-line no-new
     name: 'sensors_sse_clients',
     help: 'Open server-sent event streams',

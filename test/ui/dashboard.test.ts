@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { build, dynaliteProcess, pcReading, piReading } from '../helper.js'
 import { brokers, noBroker, produce, producer, unique } from '../kafka-helper.js'
+import { AlertStore } from '../../alerts/store.js'
 
 // The dashboard in a real browser: Debian's chromium, driven by playwright-core through
 // executablePath (nothing downloads a browser). The pages use only the public API; the test
@@ -57,6 +58,11 @@ t.test('fleet view and device view in chromium, with a row that changes live', {
     ...Array.from({ length: 20 }, (_, i) => piReading({ device: pi, throttled: i % 4 === 0 ? '0x50005' : '0x50000', loading_datetime: new Date(now - i * 120_000).toISOString() })),
     pcReading({ device: silent, ...IDLE }, 60)
   ])
+  // A firing alert episode of the hot device, as alerting records it (GET /alerts shows it).
+  const hotStatus = (await app.inject(`/devices/${hot}/status`)).json()
+  await new AlertStore(app.dynamo.doc, app.config.DYNAMODB_TABLE).recordEpisode({
+    id: 'a'.repeat(32), rule: 'stressed', device: hot, state: 'firing', since: new Date(now - 60_000).toISOString(), last_status: hotStatus
+  }, 'a'.repeat(32))
 
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] })
   t.teardown(() => browser.close())
@@ -73,6 +79,8 @@ t.test('fleet view and device view in chromium, with a row that changes live', {
   t.ok(order.indexOf(calm) > order.indexOf(hot) && order.indexOf(calm) > order.indexOf(silent), `sorted by risk: ${order.join(', ')}`)
   t.equal(await page.textContent('[data-count="total"] .n'), '4')
   t.equal(await page.textContent('[data-count="stressed"] .n'), '2')
+  await page.waitForSelector(`#alerts:not([hidden]) li[data-alert-device="${hot}"][data-alert-rule="stressed"]`)
+  t.match(await page.textContent('#alerts'), /Firing alerts \(1\)/, 'firing alerts at the top of the fleet view')
 
   // Filters ask the API again.
   await page.selectOption('select[name="state"]', 'stale')
@@ -97,6 +105,8 @@ t.test('fleet view and device view in chromium, with a row that changes live', {
   // The device view: status and why, a chart per field, a CSV link.
   const device = await open(t, browser, `${base}/ui/devices/${hot}`)
   await device.page.waitForSelector('[data-chart="TemperatureCPUPackage"] canvas')
+  await device.page.waitForSelector(`#alerts:not([hidden]) li[data-alert-device="${hot}"]`)
+  t.pass('and on the device page')
   t.match(await device.page.textContent('#status'), /Stressed/)
   t.match(await device.page.textContent('#status'), /probability/)
   for (const field of ['ClockCPUCoreOne', 'LoadCPUTotal', 'PowerCPUPackage']) {
@@ -108,6 +118,7 @@ t.test('fleet view and device view in chromium, with a row that changes live', {
   const piView = await open(t, browser, `${base}/ui/devices/${pi}`)
   await piView.page.waitForSelector('[data-chart="throttled_flags"] canvas')
   await piView.page.waitForSelector('[data-chart="CPU_temp_celsius"] canvas')
+  t.equal(await piView.page.isHidden('#alerts'), true, 'no alerts section for a device without firing alerts')
   t.match(await piView.page.textContent('#status'), /reports throttling/, 'why: the hardware says so')
 
   t.same([...problems, ...device.problems, ...piView.problems], [], 'no page error and no console error')
