@@ -7,7 +7,8 @@ import t from 'tap'
 import { modelsDir } from '../../paths.js'
 import { loadModel, predictProbability, sigmoid } from '../../prediction/logistic.js'
 import {
-  kindOfColumns, fitLogistic, parseCsv, readTrainingFolder, repairDecimal, stratifiedSplit, trainFromFolder, TrainingDataError
+  chooseThresholdForRecall, cvFigures, kindOfColumns, fitLogistic, parseCsv, readTrainingFolder, repairDecimal, stratifiedSplit, trainFromFolder,
+  TrainingDataError
 } from '../../prediction/train.js'
 
 // The original system's public training files; read in place, never copied into the repository.
@@ -74,6 +75,24 @@ t.test('fitLogistic reaches the penalised optimum (gradient ~ 0)', async t => {
   })
   t.ok(Math.abs(g0) < 1e-10 && Math.abs(g1) < 1e-10, `gradient ${g0}, ${g1}`)
   t.ok(coef[0]! > 0)
+})
+
+t.test('chooseThresholdForRecall: the highest threshold meeting recall and accuracy, else the fewest errors', async t => {
+  // 25 positives and 25 negatives; the positives' probabilities spread low, so recall 0.96 needs a low threshold.
+  const y: Array<0 | 1> = [...Array.from({ length: 25 }, () => 1 as const), ...Array.from({ length: 25 }, () => 0 as const)]
+  const p = [...Array.from({ length: 25 }, (_, i) => (i === 0 ? 0.2 : i === 1 ? 0.35 : 0.9)), ...Array.from({ length: 25 }, (_, i) => (i === 0 ? 0.3 : 0.05))]
+  const grid = [0.1, 0.15, 0.25, 0.4, 0.5]
+  // 0.5 and 0.4: two misses (recall 0.92); 0.25: one miss (0.96) and one false alarm, accuracy 0.96.
+  t.same(chooseThresholdForRecall(p, y, 1, { recall: 0.96, accuracy: 0.95 }, grid), { threshold: 0.25, met: true, cv: cvFigures(p, y, 0.25, 1) })
+  t.match(cvFigures(p, y, 0.25, 1), { recall: 0.96, accuracy: 0.96, errors: 2, missed: 1, rows: 50, positives: 25 })
+  // Recall 1 needs 0.15, where accuracy is 0.98 (one false alarm); demanding accuracy 0.99 as well leaves none: then the fewest
+  // errors, which is 0.15 again (0.25 has two), but the rule says it was not met.
+  t.match(chooseThresholdForRecall(p, y, 1, { recall: 1, accuracy: 0.95 }, grid), { threshold: 0.15, met: true })
+  t.match(chooseThresholdForRecall(p, y, 1, { recall: 1, accuracy: 0.99 }, grid), { threshold: 0.15, met: false })
+  // No threshold reaches the recall: the fewest errors, the higher on ties (0.4 and 0.5: two misses each, no false alarm).
+  t.match(chooseThresholdForRecall(p, y, 1, { recall: 1, accuracy: 0.5 }, [0.4, 0.5]), { threshold: 0.5, met: false })
+  // Pooled repetitions count per repetition.
+  t.match(cvFigures([...p, ...p], [...y, ...y], 0.25, 2), { rows: 50, positives: 25, errors: 4, missed: 2, recall: 0.96 })
 })
 
 t.test('a clean user CSV (correct units) is not mangled by the quirk fixes', async t => {
