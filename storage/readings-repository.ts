@@ -104,6 +104,40 @@ export function mapStorageError (err: unknown, what: string): Error {
   return err as Error
 }
 
+/**
+ * The pages of one Query: `send` reads the page that starts at a key (undefined: the first), and
+ * pages follow `LastEvaluatedKey` until DynamoDB has no more. Lazy: a page is read only when the
+ * caller pulls it. All else of the query (limit, projection, consistency, order) is the caller's;
+ * a failure to read a page is mapped by `mapStorageError` with `what`.
+ */
+async function * queryPages<Key, Item> (
+  send: (start: Key | undefined) => Promise<{ Items?: Item[], LastEvaluatedKey?: Key }>, what: string
+): AsyncGenerator<Item[], void, undefined> {
+  let start: Key | undefined
+  do {
+    let page
+    try {
+      page = await send(start)
+    } catch (err) {
+      throw mapStorageError(err, what)
+    }
+    yield page.Items ?? []
+    start = page.LastEvaluatedKey
+  } while (start !== undefined)
+}
+
+/** Every item of the pages that `decode` reads (undefined: not one of ours, left out), in order. */
+async function decodeAll<Item, T> (pages: AsyncIterable<Item[]>, decode: (item: Item) => T | undefined): Promise<T[]> {
+  const out: T[] = []
+  for await (const items of pages) {
+    for (const item of items) {
+      const decoded = decode(item)
+      if (decoded !== undefined) out.push(decoded)
+    }
+  }
+  return out
+}
+
 function isConditionFailure (err: unknown): boolean {
   return err instanceof ConditionalCheckFailedException || (err as Error).name === 'ConditionalCheckFailedException'
 }
@@ -456,30 +490,16 @@ export class ReadingsRepository {
   async rollupsBetween (device: string, interval: Interval, fromMs: number, toMs: number): Promise<StatsBucket[]> {
     const lo = rollupSk(interval, bucketStart(fromMs, interval))
     const hi = rollupSk(interval, toMs)
-    const out: StatsBucket[] = []
-    let start: Record<string, AttributeValue> | undefined
-    do {
-      let page
-      try {
-        page = await this.doc.send(new RawQueryCommand({
-          TableName: this.table,
-          KeyConditionExpression: 'device = :d AND sk BETWEEN :lo AND :hi',
-          ExpressionAttributeValues: { ':d': { S: device }, ':lo': { S: lo }, ':hi': { S: hi } },
-          ...BUCKET_PROJECTION,
-          ExpressionAttributeNames: { ...BUCKET_PROJECTION.ExpressionAttributeNames },
-          ScanIndexForward: true,
-          ExclusiveStartKey: start
-        }))
-      } catch (err) {
-        throw mapStorageError(err, 'reading history rollups')
-      }
-      for (const item of page.Items ?? []) {
-        const bucket = servedBucket(item)
-        if (bucket !== undefined) out.push(bucket)
-      }
-      start = page.LastEvaluatedKey
-    } while (start !== undefined)
-    return out
+    const pages = queryPages(async (start?: Record<string, AttributeValue>) => await this.doc.send(new RawQueryCommand({
+      TableName: this.table,
+      KeyConditionExpression: 'device = :d AND sk BETWEEN :lo AND :hi',
+      ExpressionAttributeValues: { ':d': { S: device }, ':lo': { S: lo }, ':hi': { S: hi } },
+      ...BUCKET_PROJECTION,
+      ExpressionAttributeNames: { ...BUCKET_PROJECTION.ExpressionAttributeNames },
+      ScanIndexForward: true,
+      ExclusiveStartKey: start
+    })), 'reading history rollups')
+    return await decodeAll(pages, servedBucket)
   }
 
   /** Forgets the claims that every put still to classify will find in the table. */
@@ -655,30 +675,16 @@ export class ReadingsRepository {
    */
   async fleetStatuses (): Promise<StatusRecord[]> {
     const shards = await Promise.all(FLEET_SHARDS.map(async shard => {
-      const records: StatusRecord[] = []
-      let start: Record<string, AttributeValue> | undefined
-      do {
-        let out
-        try {
-          out = await this.doc.send(new RawQueryCommand({
-            TableName: this.table,
-            IndexName: FLEET_INDEX.name,
-            KeyConditionExpression: '#shard = :shard',
-            ProjectionExpression: STATUS_PROJECTION.ProjectionExpression,
-            ExpressionAttributeNames: { ...STATUS_PROJECTION.ExpressionAttributeNames, '#shard': FLEET_INDEX.hash },
-            ExpressionAttributeValues: { ':shard': { S: shard } },
-            ExclusiveStartKey: start
-          }))
-        } catch (err) {
-          throw mapStorageError(err, 'reading the fleet index')
-        }
-        for (const item of out.Items ?? []) {
-          const record = statusOf(item)
-          if (record !== undefined) records.push(record)
-        }
-        start = out.LastEvaluatedKey
-      } while (start !== undefined)
-      return records
+      const pages = queryPages(async (start?: Record<string, AttributeValue>) => await this.doc.send(new RawQueryCommand({
+        TableName: this.table,
+        IndexName: FLEET_INDEX.name,
+        KeyConditionExpression: '#shard = :shard',
+        ProjectionExpression: STATUS_PROJECTION.ProjectionExpression,
+        ExpressionAttributeNames: { ...STATUS_PROJECTION.ExpressionAttributeNames, '#shard': FLEET_INDEX.hash },
+        ExpressionAttributeValues: { ':shard': { S: shard } },
+        ExclusiveStartKey: start
+      })), 'reading the fleet index')
+      return await decodeAll(pages, statusOf)
     }))
     return shards.flat()
   }
@@ -704,25 +710,17 @@ export class ReadingsRepository {
   async * readingsBetween (device: string, options: BetweenOptions = {}): AsyncGenerator<Reading[], void, undefined> {
     const { lo, hi } = bounds({ limit: 0, from: options.from, to: options.to })
     const limit = options.pageSize ?? BETWEEN_PAGE_SIZE
-    let start: Record<string, unknown> | undefined
-    do {
-      let out
-      try {
-        out = await this.doc.send(new QueryCommand({
-          TableName: this.table,
-          KeyConditionExpression: 'device = :d AND sk BETWEEN :lo AND :hi',
-          ExpressionAttributeValues: { ':d': device, ':lo': lo, ':hi': hi },
-          ScanIndexForward: true,
-          Limit: limit,
-          ExclusiveStartKey: start
-        }))
-      } catch (err) {
-        throw mapStorageError(err, 'reading a device\'s readings oldest first')
-      }
-      const items = (out.Items ?? []) as Reading[]
-      if (items.length > 0) yield items
-      start = out.LastEvaluatedKey
-    } while (start !== undefined)
+    const pages = queryPages(async (start?: Record<string, unknown>) => await this.doc.send(new QueryCommand({
+      TableName: this.table,
+      KeyConditionExpression: 'device = :d AND sk BETWEEN :lo AND :hi',
+      ExpressionAttributeValues: { ':d': device, ':lo': lo, ':hi': hi },
+      ScanIndexForward: true,
+      Limit: limit,
+      ExclusiveStartKey: start
+    })), 'reading a device\'s readings oldest first')
+    for await (const items of pages) {
+      if (items.length > 0) yield items as Reading[]
+    }
   }
 
   async listAll (options: ListOptions): Promise<Page<Reading>> {

@@ -12,6 +12,7 @@ import app, { type AppOptions } from '../app.js'
 import { ConfigSchema, loadConfig } from '../config.js'
 import { serverOptions } from '../server-options.js'
 import { createDynamo, startEmbeddedDynamo, type Dynamo, type EmbeddedDynamo } from '../storage/client.js'
+import { PC_SENSORS, PI_SENSORS } from '../tools/bench/data.js'
 
 interface Teardown { teardown: (fn: () => unknown) => void }
 
@@ -155,33 +156,13 @@ export function pcReading (overrides: Record<string, unknown> = {}, minutesAgo =
     uuid: randomUUID(),
     device: 'pc1',
     loading_datetime: new Date(Date.now() - minutesAgo * 60_000 - seq).toISOString(),
-    ClockCPUCoreOne: 3615.13,
-    TemperatureCPUPackage: 54,
-    LoadCPUTotal: 25.4,
-    PowerCPUPackage: 8.1,
+    ...PC_SENSORS,
     ...overrides
   }
 }
 
 export function piReading (overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    uuid: randomUUID(),
-    device: 'raspberry',
-    loading_datetime: new Date().toISOString(),
-    GPU_temp_celsius: 55.1,
-    CPU_temp_celsius: 54.5,
-    frequency_arm_hz: 1_500_000_000,
-    frequency_core_hz: 500_000_000,
-    frequency_pwm_hz: 107_143_064,
-    voltage_core_v: 0.85,
-    voltage_sdram_c_v: 1.1,
-    voltage_sdram_i_v: 1.1,
-    voltage_sdram_p_v: 1.1,
-    memory_arm_bytes: 994_050_048,
-    memory_gpu_bytes: 79_691_776,
-    throttled: '0x0',
-    ...overrides
-  }
+  return { uuid: randomUUID(), device: 'raspberry', loading_datetime: new Date().toISOString(), ...PI_SENSORS, ...overrides }
 }
 
 export interface DynamoProxy {

@@ -1,32 +1,18 @@
 import t from 'tap'
-import { existsSync } from 'node:fs'
-import { chromium, type Browser, type Page } from 'playwright-core'
 import { build, pcReading } from '../helper.js'
+import { launch, noBrowser as skip, open } from './browser.js'
 
 // Issue 19 in the browser: the dashboard with API_KEYS (it asks for the key, keeps it for the tab,
 // its live rows keep coming through the session cookie), and Swagger UI under the service's
 // Content-Security-Policy. Any page error or console error (a CSP violation is one) fails.
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
-const skip = !existsSync(CHROMIUM) && process.env.CI === undefined ? `no browser at ${CHROMIUM}` : false
 const KEY = 'browser-key-0123456789abcdef'
-
-async function open (t: Parameters<typeof build>[0], browser: Browser, url: string): Promise<{ page: Page, problems: string[] }> {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
-  t.teardown(() => page.close())
-  const problems: string[] = []
-  page.on('pageerror', err => { problems.push(`page error: ${err.message}`) })
-  page.on('console', msg => { if (msg.type() === 'error') problems.push(`console error: ${msg.text()} (${msg.location().url})`) })
-  await page.goto(url)
-  return { page, problems }
-}
 
 t.test('the dashboard with API_KEYS: asks for the key, then shows the fleet and changes a row live', { skip, timeout: 120_000 }, async t => {
   const app = await build(t, { env: { API_KEYS: `ui:${KEY}`, STALE_AFTER_SECONDS: '600', STATUS_CACHE_TTL_MS: '250', HISTORY_CACHE_TTL_MS: '250' } })
   const base = await app.listen({ port: 0, host: '127.0.0.1' })
   await app.ingest.ingest([pcReading({ device: 'pc-key', TemperatureCPUPackage: 40, LoadCPUTotal: 3, PowerCPUPackage: 5, ClockCPUCoreOne: 2400 })])
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] })
-  t.teardown(() => browser.close())
+  const browser = await launch(t)
   const { page, problems } = await open(t, browser, base + '/')
   await page.waitForSelector('#api-key-form input[name="key"]')
   t.equal(await page.$('tr[data-device]'), null, 'no data before the key')
@@ -62,8 +48,7 @@ t.test('the dashboard with API_KEYS: asks for the key, then shows the fleet and 
 t.test('Swagger UI loads under the CSP, and its Authorize takes the key', { skip, timeout: 60_000 }, async t => {
   const app = await build(t, { env: { API_KEYS: `ui:${KEY}` } })
   const base = await app.listen({ port: 0, host: '127.0.0.1' })
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] })
-  t.teardown(() => browser.close())
+  const browser = await launch(t)
   const { page, problems } = await open(t, browser, base + '/docs')
   await page.waitForSelector('.opblock-tag', { timeout: 30_000 })
   await page.click('button.authorize')

@@ -1,36 +1,20 @@
 import t from 'tap'
-import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
-import { chromium, type Browser, type Page } from 'playwright-core'
 import { build, dynaliteProcess, pcReading, piReading } from '../helper.js'
 import { brokers, noBroker, produce, producer, unique } from '../kafka-helper.js'
 import { AlertStore } from '../../alerts/store.js'
+import { launch, noBrowser, open } from './browser.js'
 
-// The dashboard in a real browser: Debian's chromium, driven by playwright-core through
-// executablePath (nothing downloads a browser). The pages use only the public API; the test
+// The dashboard in a real browser (./browser.ts). The pages use only the public API; the test
 // feeds readings through the ingest service and through the real Kafka broker, and fails on any
 // page error or console error. UPDATE_SCREENSHOTS=1 writes docs/dashboard-*.png.
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
-const skip = noBroker !== false
-  ? noBroker
-  : !existsSync(CHROMIUM) && process.env.CI === undefined ? `no browser at ${CHROMIUM} (apt-get install chromium; .ci/run installs it)` : false
+const skip = noBroker !== false ? noBroker : noBrowser
 const docs = fileURLToPath(new URL('../../../docs/', import.meta.url))
 
 const HOT = { TemperatureCPUPackage: 100, LoadCPUTotal: 100, PowerCPUPackage: 120, ClockCPUCoreOne: 4800 }
 const IDLE = { TemperatureCPUPackage: 40, LoadCPUTotal: 3, PowerCPUPackage: 5, ClockCPUCoreOne: 2400 }
-
-async function open (t: Parameters<typeof build>[0], browser: Browser, url: string): Promise<{ page: Page, problems: string[] }> {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
-  t.teardown(() => page.close())
-  const problems: string[] = []
-  page.on('pageerror', err => { problems.push(`page error: ${err.message}`) })
-  // with the URL: a "Failed to load resource" error names no request itself
-  page.on('console', msg => { if (msg.type() === 'error') problems.push(`console error: ${msg.text()} (${msg.location().url})`) })
-  await page.goto(url)
-  return { page, problems }
-}
 
 t.test('fleet view and device view in chromium, with a row that changes live', { skip, timeout: 180_000 }, async t => {
   const topic = unique('ui')
@@ -64,8 +48,7 @@ t.test('fleet view and device view in chromium, with a row that changes live', {
     id: 'a'.repeat(32), rule: 'stressed', device: hot, state: 'firing', since: new Date(now - 60_000).toISOString(), last_status: hotStatus
   }, 'a'.repeat(32))
 
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] })
-  t.teardown(() => browser.close())
+  const browser = await launch(t)
 
   const { page, problems } = await open(t, browser, base + '/')
   await page.waitForSelector(`tr[data-device="${calm}"]`)
@@ -130,8 +113,7 @@ t.test('the table down: the fleet view says its data is not current, and recover
   const base = await app.listen({ port: 0, host: '127.0.0.1' })
   const device = unique('pc-outage')
   await app.ingest.ingest([pcReading({ device, ...IDLE })])
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] })
-  t.teardown(() => browser.close())
+  const browser = await launch(t)
   const { page, problems } = await open(t, browser, base + '/')
   await page.waitForSelector(`tr[data-device="${device}"]`)
   t.equal(await page.isHidden('#banner'), true, 'no banner while the data is current')

@@ -21,6 +21,26 @@ export function flavourOf (device: string): Flavour {
   return i % 2 === 0 ? 'pc1' : 'pc2'
 }
 
+/**
+ * A calm device's sensor values (no uuid, device or time), one per kind: the SSE bench's readings,
+ * the base of the fleet's Pi readings, and the tests' pcReading and piReading (test/helper.ts).
+ */
+export const PC_SENSORS: Readonly<Record<string, unknown>> = { ClockCPUCoreOne: 3615.13, TemperatureCPUPackage: 54, LoadCPUTotal: 25.4, PowerCPUPackage: 8.1 }
+export const PI_SENSORS: Readonly<Record<string, unknown>> = {
+  GPU_temp_celsius: 55.1,
+  CPU_temp_celsius: 54.5,
+  frequency_arm_hz: 1_500_000_000,
+  frequency_core_hz: 500_000_000,
+  frequency_pwm_hz: 107_143_064,
+  voltage_core_v: 0.85,
+  voltage_sdram_c_v: 1.1,
+  voltage_sdram_i_v: 1.1,
+  voltage_sdram_p_v: 1.1,
+  memory_arm_bytes: 994_050_048,
+  memory_gpu_bytes: 79_691_776,
+  throttled: '0x0'
+}
+
 // A small deterministic generator, so values (and so predictions) vary the same way in every run.
 function lcg (seed: number): () => number {
   let s = seed >>> 0
@@ -41,19 +61,14 @@ function rawReading (device: string, ms: number, rnd: () => number): Record<stri
   const flavour = flavourOf(device)
   if (flavour === 'raspberry') {
     const hot = rnd() < 0.1
+    // the keys keep PI_SENSORS' order; the rnd() calls keep theirs (so the same values in every run)
     return {
       ...base,
+      ...PI_SENSORS,
       GPU_temp_celsius: round(45 + rnd() * (hot ? 40 : 20)),
       CPU_temp_celsius: round(45 + rnd() * (hot ? 40 : 20)),
       frequency_arm_hz: hot ? 600_000_000 : 1_500_000_000,
-      frequency_core_hz: 500_000_000,
-      frequency_pwm_hz: 107_143_064,
       voltage_core_v: round(0.8 + rnd() * 0.1, 4),
-      voltage_sdram_c_v: 1.1,
-      voltage_sdram_i_v: 1.1,
-      voltage_sdram_p_v: 1.1,
-      memory_arm_bytes: 994_050_048,
-      memory_gpu_bytes: 79_691_776,
       throttled: hot && rnd() < 0.5 ? '0x50005' : '0x0'
     }
   }

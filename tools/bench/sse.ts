@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import rdkafka from 'node-rdkafka'
 import { benchEnv, fleetTable, percentile, startApi } from './fleet.js'
 import { createTopics, startKafka, type Broker } from './kafka.js'
-import { validator } from './data.js'
+import { flavourOf, PC_SENSORS, PI_SENSORS, validator } from './data.js'
 import { log, RssSampler, spawnNode, type Child } from './procs.js'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
@@ -109,7 +109,7 @@ export async function benchSse (options: SseBenchOptions = {}): Promise<SseBench
     for (let r = 0; r < rounds; r++) {
       const raws = Array.from({ length: perRound }, (_, k) => {
         const device = `bench-${String((r * perRound + k) % devices).padStart(4, '0')}`
-        return { ...(templateOf(device)), uuid: randomUUID(), device, loading_datetime: new Date().toISOString() }
+        return { ...(flavourOf(device) === 'raspberry' ? PI_SENSORS : PC_SENSORS), uuid: randomUUID(), device, loading_datetime: new Date().toISOString() }
       })
       const now = performance.now()
       for (const raw of raws) publishedAt.set(raw.uuid, now)
@@ -152,28 +152,6 @@ async function startIngest (env: Record<string, string>): Promise<Child> {
     await sleep(250)
   }
   return child
-}
-
-/** A reading's sensor values for a device of its kind (bench devices: every fourth a Raspberry Pi). */
-function templateOf (device: string): Record<string, unknown> {
-  const i = Number(device.slice(device.lastIndexOf('-') + 1))
-  if (i % 4 === 3) {
-    return {
-      GPU_temp_celsius: 55.1,
-      CPU_temp_celsius: 54.5,
-      frequency_arm_hz: 1_500_000_000,
-      frequency_core_hz: 500_000_000,
-      frequency_pwm_hz: 107_143_064,
-      voltage_core_v: 0.85,
-      voltage_sdram_c_v: 1.1,
-      voltage_sdram_i_v: 1.1,
-      voltage_sdram_p_v: 1.1,
-      memory_arm_bytes: 994_050_048,
-      memory_gpu_bytes: 79_691_776,
-      throttled: '0x0'
-    }
-  }
-  return { ClockCPUCoreOne: 3615.13, TemperatureCPUPackage: 54, LoadCPUTotal: 25.4, PowerCPUPackage: 8.1 }
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
