@@ -22,11 +22,12 @@ t.test('issue 17 cases: hardware evidence first, busy is not stressed, missing s
     pc('idle', { LoadCPUTotal: 3, TemperatureCPUPackage: 42, ClockCPUCoreOne: 1200, PowerCPUPackage: 4 }),
     pc('loadonly', { LoadCPUTotal: 60 }),
     pc('throttling', { LoadCPUTotal: 95, TemperatureCPUPackage: 72, ThrottleEventsCPU: 12 }),
+    pc('near-limit', { LoadCPUTotal: 100, TemperatureCPUPackage: 98, ClockCPUCoreOne: 4800, PowerCPUPackage: 120 }),
     piReading({ device: 'pi-throttled', throttled: '0x4', CPU_temp_celsius: 55, GPU_temp_celsius: 55 }),
     piReading({ device: 'pi-hot', throttled: undefined, CPU_temp_celsius: 85, GPU_temp_celsius: 85 })
   ])
   t.same(result.rejected, [], 'all valid')
-  t.equal(result.stored, 7)
+  t.equal(result.stored, 8)
 
   const busy = await status('busy')
   t.match(busy, { msg: 'The device is OK', stressed: false, source: 'model', missing: [] }, '100 % load at 60 °C, full clock, 35 W is OK')
@@ -35,7 +36,13 @@ t.test('issue 17 cases: hardware evidence first, busy is not stressed, missing s
   const hot = await status('hot')
   t.match(hot, { msg: 'The device is stressed', stressed: true, source: 'model' }, '100 % load at 97 °C, 2 GHz is stressed')
   t.ok(hot.reasons.some((r: { field: string }) => r.field === 'TemperatureCPUPackage'), 'a reason names the temperature')
-  t.match(hot.reasons[0], { field: 'TemperatureCPUPackage', value: 97, effect: /^\+\d+\.\d$/ }, 'the temperature weighs most')
+  // 97 °C is 3 °C under the 100 °C reference limit: the near-limit rule decides, and its reason says so.
+  t.match(hot.reasons[0], { field: 'TemperatureCPUPackage', value: 97, effect: /^3 °C under the CPU's limit \(100 °C\): within 10 °C/ }, 'the temperature comes first, and why')
+
+  const nearLimit = await status('near-limit')
+  t.match(nearLimit, { msg: 'The device is stressed', stressed: true, probability: 1, source: 'model', missing: [] },
+    '98 °C at full load and 120 W is stressed: the power does not explain heat this close to the limit')
+  t.match(nearLimit.reasons[0], { field: 'TemperatureCPUPackage', value: 98, effect: /^2 °C under the CPU's limit \(100 °C\)/ })
 
   t.match(await status('idle'), { msg: 'The device is OK', stressed: false, source: 'model', missing: [] }, 'idle is OK')
 
