@@ -23,6 +23,8 @@ export interface Prediction {
   reasons: Reason[]
   /** Model inputs the reading lacked (imputed with healthy values, so they never raise the probability). */
   missing: string[]
+  /** When the model decided: its threshold (stressed = probability above it). Absent for hardware evidence. */
+  threshold?: number
 }
 
 export interface Predictor {
@@ -104,13 +106,13 @@ export async function createPredictor ({ modelsDir = defaultModelsDir }: { model
           : `${formatDegrees(hot.limit - hot.temperature)} °C under the CPU's limit (${hot.limit} °C): within ${NEAR_LIMIT_C} °C of it, where throttling starts`
         const reason = { field: 'TemperatureCPUPackage', value: hot.temperature, effect }
         const others = modelReasons.filter(r => r.field !== 'TemperatureCPUPackage').slice(0, MAX_REASONS - 1)
-        return { probability: 1, prediction: 1, source: 'model', reasons: [reason, ...others], missing: explained.missing }
+        return { probability: 1, prediction: 1, source: 'model', reasons: [reason, ...others], missing: explained.missing, threshold: model.threshold }
       }
       const rounded = Math.round(explained.probability * 1e4) / 1e4
       // Compared after rounding so the stored pair never contradicts itself (0.70004 shows as 0.7, prediction 0).
       const prediction = rounded > model.threshold ? 1 : 0
       const reasons = modelReasons.slice(0, MAX_REASONS)
-      return { probability: rounded, prediction, source: 'model', reasons, missing: explained.missing }
+      return { probability: rounded, prediction, source: 'model', reasons, missing: explained.missing, threshold: model.threshold }
     }
   }
 }
