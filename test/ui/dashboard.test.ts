@@ -92,6 +92,7 @@ t.test('fleet view and device view in chromium, with a row that changes live', {
   t.pass('and on the device page')
   t.match(await device.page.textContent('#status'), /Stressed/)
   t.match(await device.page.textContent('#status'), /probability/)
+  t.match(await device.page.textContent('#status'), /of being stressed \(threshold 0\.3\)\./, 'the PC model\'s own threshold, as the API reports it')
   for (const field of ['ClockCPUCoreOne', 'LoadCPUTotal', 'PowerCPUPackage']) {
     t.ok(await device.page.$(`[data-chart="${field}"] canvas`), `a chart of ${field}`)
   }
