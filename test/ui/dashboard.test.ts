@@ -96,6 +96,7 @@ t.test('fleet view and device view in chromium, with a row that changes live', {
   for (const field of ['ClockCPUCoreOne', 'LoadCPUTotal', 'PowerCPUPackage']) {
     t.ok(await device.page.$(`[data-chart="${field}"] canvas`), `a chart of ${field}`)
   }
+  t.notOk(await device.page.$('[data-chart="threshold"]'), 'no chart of the model\'s threshold (a setting, not a measurement)')
   t.match(await device.page.getAttribute('#csv', 'href'), new RegExp(`^/devices/${hot}/export\\?format=csv`))
   if (process.env.UPDATE_SCREENSHOTS === '1') await device.page.screenshot({ path: `${docs}dashboard-device.png`, fullPage: true })
 
