@@ -16,6 +16,7 @@ export interface Predictor {
     source?: 'hardware' | 'model'
     reasons?: Reason[]
     missing?: string[]
+    threshold?: number
   }
 }
 
@@ -211,13 +212,14 @@ export class IngestService {
     if (kind === 'raspberry' && typeof reading.throttled === 'string') {
       reading.throttled_flags = decodeThrottled(reading.throttled)
     }
-    const { probability, prediction, source: decidedBy, reasons, missing } = this.predictor.predict(kind, reading)
+    const { probability, prediction, source: decidedBy, reasons, missing, threshold } = this.predictor.predict(kind, reading)
     reading.prediction = prediction
     reading.probability = probability
     // Why: stored with the reading and its status (test doubles may give only the two numbers).
     if (decidedBy !== undefined) reading.source = decidedBy
     if (reasons !== undefined) reading.reasons = reasons
     if (missing !== undefined) reading.missing = missing
+    if (threshold !== undefined) reading.threshold = threshold
     return { ok: true, reading: reading as Reading }
   }
 

@@ -77,16 +77,36 @@ export const DERIVED_FEATURES: Readonly<Record<string, DerivedFeature>> = {
 }
 
 /**
- * The CPU's own limit for a reading: TemperatureCPUCritical when the reading carries a plausible one, else 100 °C.
- * At or above it the CPU throttles by design (PROCHOT, Tjmax) whatever its power, so the verdict is "stressed" there
- * without asking the model: the training data has no hot rows at high power to teach the model that.
+ * How close to the CPU's limit a package may run before the verdict is "stressed" without the model. Intel lets the
+ * platform move the throttle point below Tjmax (the TCC activation offset, 0 by default) and averages the temperature
+ * it manages to, so the instantaneous package temperature overshoots; AMD's boost runs up to its own limit. Within a few
+ * degrees of the limit one load step throttles the CPU. 10 °C: the healthy rows the model learned from end at 70 °C (the
+ * original's) and 85 °C (the added busy rows, on the 100 °C reference scale), so above 85 °C the model's "more power
+ * explains the heat" is extrapolation; 90 °C and up (for a 100 °C limit) keeps clear of every row labelled healthy.
  */
-export function thermalLimit (reading: Reading): { temperature: number, limit: number } | null {
+export const NEAR_LIMIT_C = 10
+
+/** What the thermal rule found: the package temperature, the CPU's limit, and whether it is at or above it. */
+export interface ThermalLimit {
+  temperature: number
+  limit: number
+  /** true at or above the limit; false within NEAR_LIMIT_C under it */
+  reached: boolean
+}
+
+/**
+ * The CPU's own limit for a reading: TemperatureCPUCritical when the reading carries a plausible one, else 100 °C.
+ * At or above it the CPU throttles by design (PROCHOT, Tjmax) whatever its power; within NEAR_LIMIT_C under it, it
+ * is about to. Either way the verdict is "stressed" there without asking the model: the training data has no hot rows
+ * at high power to teach the model that, and its negative power weight would otherwise call a hot, busy CPU healthy.
+ * null when the reading has no temperature or is further from the limit.
+ */
+export function thermalLimit (reading: Reading): ThermalLimit | null {
   const t = numberOf(reading.TemperatureCPUPackage)
   if (!finite(t)) return null
   const critical = numberOf(reading.TemperatureCPUCritical)
   const limit = finite(critical) && critical >= 60 && critical <= 150 ? critical : REFERENCE_CRITICAL_C
-  return t >= limit ? { temperature: t, limit } : null
+  return t >= limit - NEAR_LIMIT_C ? { temperature: t, limit, reached: t >= limit } : null
 }
 
 /** The reading fields a feature needs. */

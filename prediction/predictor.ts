@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import { modelsDir as defaultModelsDir } from '../paths.js'
 import { compileModel, DEVICE_KINDS, explainModel, loadModel, ModelFileError, type DeviceKind, type LogisticModel, type ProbabilityFn } from './logistic.js'
-import { numberOf, thermalLimit } from './features.js'
+import { NEAR_LIMIT_C, numberOf, thermalLimit } from './features.js'
 import { decodeThrottled, parseThrottled, throttledNow } from './throttled.js'
 
 /** One reason for a verdict: the reading field, its value, and its weight (signed log-odds such as "+3.1", or words for hardware evidence). */
@@ -23,6 +23,8 @@ export interface Prediction {
   reasons: Reason[]
   /** Model inputs the reading lacked (imputed with healthy values, so they never raise the probability). */
   missing: string[]
+  /** When the model decided: its threshold (stressed = probability above it). Absent for hardware evidence. */
+  threshold?: number
 }
 
 export interface Predictor {
@@ -68,6 +70,9 @@ export function hardwareEvidence (kind: DeviceKind, reading: Readonly<Record<str
   return reasons
 }
 
+/** A temperature difference as a reading shows it: at most one decimal. */
+const formatDegrees = (v: number): string => String(Math.round(v * 10) / 10)
+
 const signed = (v: number): string => `${v >= 0 ? '+' : '-'}${Math.abs(v).toFixed(1)}`
 
 /** Loads models/pc.json and models/raspberry.json; rejects (ModelFileError naming the file) when one is missing or invalid. */
@@ -93,18 +98,21 @@ export async function createPredictor ({ modelsDir = defaultModelsDir }: { model
       const modelReasons = explained.contributions
         .filter(c => Math.abs(c.effect) >= 0.05)
         .map(c => ({ field: c.field, value: c.value, effect: signed(c.effect) }))
-      // At the CPU's own limit it throttles by design: stressed whatever the power says (see features.ts).
-      const atLimit = kind === 'pc' ? thermalLimit(reading) : null
-      if (atLimit !== null) {
-        const reason = { field: 'TemperatureCPUPackage', value: atLimit.temperature, effect: `at the CPU's limit (${atLimit.limit} °C), where it throttles` }
+      // At or near the CPU's own limit it throttles by design: stressed whatever the power says (see features.ts).
+      const hot = kind === 'pc' ? thermalLimit(reading) : null
+      if (hot !== null) {
+        const effect = hot.reached
+          ? `at the CPU's limit (${hot.limit} °C), where it throttles`
+          : `${formatDegrees(hot.limit - hot.temperature)} °C under the CPU's limit (${hot.limit} °C): within ${NEAR_LIMIT_C} °C of it, where throttling starts`
+        const reason = { field: 'TemperatureCPUPackage', value: hot.temperature, effect }
         const others = modelReasons.filter(r => r.field !== 'TemperatureCPUPackage').slice(0, MAX_REASONS - 1)
-        return { probability: 1, prediction: 1, source: 'model', reasons: [reason, ...others], missing: explained.missing }
+        return { probability: 1, prediction: 1, source: 'model', reasons: [reason, ...others], missing: explained.missing, threshold: model.threshold }
       }
       const rounded = Math.round(explained.probability * 1e4) / 1e4
       // Compared after rounding so the stored pair never contradicts itself (0.70004 shows as 0.7, prediction 0).
       const prediction = rounded > model.threshold ? 1 : 0
       const reasons = modelReasons.slice(0, MAX_REASONS)
-      return { probability: rounded, prediction, source: 'model', reasons, missing: explained.missing }
+      return { probability: rounded, prediction, source: 'model', reasons, missing: explained.missing, threshold: model.threshold }
     }
   }
 }

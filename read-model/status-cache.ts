@@ -239,7 +239,8 @@ export function recordOf (r: Reading): StatusRecord {
     ...(r.throttled_flags !== undefined ? { throttled_flags: r.throttled_flags } : {}),
     ...(r.source !== undefined ? { source: r.source } : {}),
     ...(r.reasons !== undefined ? { reasons: r.reasons } : {}),
-    ...(r.missing !== undefined ? { missing: r.missing } : {})
+    ...(r.missing !== undefined ? { missing: r.missing } : {}),
+    ...(r.threshold !== undefined ? { threshold: r.threshold } : {})
   }
 }
 
@@ -261,6 +262,7 @@ export function statusFrom (record: StatusRecord, age: { tenths: number, stale: 
   if (record.source !== undefined) status.source = record.source
   if (record.reasons !== undefined) status.reasons = record.reasons
   if (record.missing !== undefined) status.missing = record.missing
+  if (record.threshold !== undefined) status.threshold = record.threshold
   return status
 }
 

@@ -48,7 +48,14 @@ export const VerdictFields = {
   reasons: Type.Optional(Type.Array(Type.Ref(ReasonSchema), { description: 'The top contributions to the verdict, largest first' }) as unknown as TUnsafe<Reason[]>),
   missing: Type.Optional(Type.Array(Type.String(), {
     description: 'Model inputs the reading lacked; they are imputed with healthy values and never raise the probability'
-  }) as unknown as TUnsafe<string[]>)
+  }) as unknown as TUnsafe<string[]>),
+  // Last, so that the CSV export gains a column at the end (added after source, reasons and missing).
+  threshold: Type.Optional(Type.Number({
+    minimum: 0,
+    maximum: 1,
+    description: 'When the model decided (`source: "model"`): the model\'s threshold at the time; stressed means `probability` above it. Absent for hardware evidence and on readings stored before it existed',
+    examples: [0.3]
+  }))
 }
 
 export const PredictionFields = {
@@ -123,7 +130,8 @@ export const StatusSchema = Type.Object({
     stale: false,
     source: 'model',
     reasons: [{ field: 'TemperatureCPUPackage', value: 48, effect: '-2.6' }, { field: 'PowerCPUPackage', value: 30, effect: '-1.2' }],
-    missing: []
+    missing: [],
+    threshold: 0.3
   }]
 })
 export type Status = Static<typeof StatusSchema>

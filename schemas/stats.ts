@@ -14,12 +14,15 @@ export const MAX_BUCKETS = 10_000
 /** The longest range one request may cover: `to` at most this many days after `from`. */
 export const MAX_STATS_DAYS = 400
 
+/** Numeric reading fields that are no measurement: the model's threshold is a setting of the model, not of the device. */
+const NOT_ROLLED_UP = new Set(['threshold'])
+
 /**
- * Every numeric field of a stored reading, in the Reading schema's order: the sensors of both kinds
+ * Every numeric field of a stored reading but NOT_ROLLED_UP, in the Reading schema's order: the sensors of both kinds
  * and `probability` (`prediction` is counted as `stressed`). Derived from the schema, never listed by hand.
  */
 export const ROLLUP_FIELDS: readonly string[] = Object.entries(ReadingSchema.properties)
-  .filter(([, schema]) => (schema as TSchema).type === 'number')
+  .filter(([name, schema]) => (schema as TSchema).type === 'number' && !NOT_ROLLED_UP.has(name))
   .map(([name]) => name)
 
 const pcOnly = new Set<string>(PC_FIELDS)

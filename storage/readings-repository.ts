@@ -23,6 +23,8 @@ export interface StatusRecord {
   source?: 'hardware' | 'model'
   reasons?: Reason[]
   missing?: string[]
+  /** The model's threshold when the model decided; absent for hardware evidence and on older items. */
+  threshold?: number
   /**
    * Changes whenever readings of the device are stored, in order or late (see put): a reader that
    * saw the same revision before and after knows the device's readings did not change between.
@@ -178,7 +180,7 @@ async function mapLimit<T> (items: T[], concurrency: number, fn: (item: T) => Pr
 }
 
 /** The model's answer to a reading, as opposed to the reading itself. */
-const MODEL_ANSWER = new Set(['prediction', 'probability', 'source', 'reasons', 'missing'])
+const MODEL_ANSWER = new Set(['prediction', 'probability', 'source', 'reasons', 'missing', 'threshold'])
 
 /**
  * What makes two deliveries the same reading: every stored field but the model's answer (a
@@ -213,7 +215,7 @@ function claimOf (item: Record<string, AttributeValue>): { key: string, claim: C
 }
 
 /** The attributes of a status item that a StatusRecord holds (the names as placeholders: any may be a reserved word). */
-const STATUS_ATTRIBUTES = ['device', 'kind', 'uuid', 'loading_datetime', 'prediction', 'probability', 'throttled_flags', 'rev', 'source', 'reasons', 'missing'] as const
+const STATUS_ATTRIBUTES = ['device', 'kind', 'uuid', 'loading_datetime', 'prediction', 'probability', 'throttled_flags', 'rev', 'source', 'reasons', 'missing', 'threshold'] as const
 const STATUS_PROJECTION = {
   ProjectionExpression: STATUS_ATTRIBUTES.map((_, i) => `#a${i}`).join(', '),
   ExpressionAttributeNames: Object.fromEntries(STATUS_ATTRIBUTES.map((name, i) => [`#a${i}`, name]))
@@ -244,10 +246,10 @@ export function statusOf (item: Record<string, AttributeValue>): StatusRecord | 
   return Object.assign(record, verdict)
 }
 
-/** source, reasons and missing of a status item; each may be absent (older items), undefined when one is malformed. */
-function verdictOf (item: Record<string, AttributeValue>): Pick<StatusRecord, 'source' | 'reasons' | 'missing'> | undefined {
-  const { source, reasons, missing } = item
-  const out: Pick<StatusRecord, 'source' | 'reasons' | 'missing'> = {}
+/** source, reasons, missing and threshold of a status item; each may be absent (older items), undefined when one is malformed. */
+function verdictOf (item: Record<string, AttributeValue>): Pick<StatusRecord, 'source' | 'reasons' | 'missing' | 'threshold'> | undefined {
+  const { source, reasons, missing, threshold } = item
+  const out: Pick<StatusRecord, 'source' | 'reasons' | 'missing' | 'threshold'> = {}
   if (source !== undefined) {
     if (source.S !== 'hardware' && source.S !== 'model') return undefined
     out.source = source.S
@@ -266,6 +268,11 @@ function verdictOf (item: Record<string, AttributeValue>): Pick<StatusRecord, 's
   if (missing !== undefined) {
     if (missing.L === undefined || !missing.L.every(e => e.S !== undefined)) return undefined
     out.missing = missing.L.map(e => e.S!)
+  }
+  if (threshold !== undefined) {
+    const value = Number(threshold.N)
+    if (threshold.N === undefined || Number.isNaN(value)) return undefined
+    out.threshold = value
   }
   return out
 }
@@ -603,7 +610,8 @@ export class ReadingsRepository {
       throttled_flags: reading.throttled_flags,
       source: reading.source,
       reasons: reading.reasons,
-      missing: reading.missing
+      missing: reading.missing,
+      threshold: reading.threshold
     }
     try {
       await this.doc.send(new PutCommand({

@@ -18,6 +18,13 @@ function range () {
   return { from: new Date(to.getTime() - seconds * 1000).toISOString(), to: to.toISOString() }
 }
 
+// The model's own threshold, as the API reports it with the verdict; readings stored before it did have none.
+function thresholdText (status) {
+  return typeof status.threshold === 'number' && Number.isFinite(status.threshold)
+    ? ` (threshold ${Number(status.threshold.toFixed(2))})`
+    : ''
+}
+
 function showStatus (status) {
   const el = document.getElementById('status')
   const state = stateOf(status)
@@ -27,7 +34,7 @@ function showStatus (status) {
     ? `No reading for ${formatAge(status.age_seconds)}: the device is not reporting.`
     : status.source === 'hardware' || now.length > 0
       ? `The device itself reports throttling now: ${now.join(', ').replaceAll('_', ' ') || 'its throttled flags'}.`
-      : `Predicted from its newest reading: probability ${formatNumber(status.probability, 3)} of being stressed (threshold 0.7).`
+      : `Predicted from its newest reading: probability ${formatNumber(status.probability, 3)} of being stressed${thresholdText(status)}.`
   const reasons = Array.isArray(status.reasons) && status.reasons.length > 0
     ? ` Main factors: ${status.reasons.map(r => `${r.field} ${formatNumber(r.value)}`).join(', ')}.`
     : ''

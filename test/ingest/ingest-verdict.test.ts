@@ -34,6 +34,9 @@ t.test('the new PC fields are validated, stored, and the verdict is part of the 
     missing: ['PowerCPUPackage', 'ClockCPUCoreOne']
   })
   t.notOk('TemperatureGPUCore' in ok.reading, 'null sensors are not stored')
+  t.notOk('threshold' in ok.reading, 'no threshold when the hardware decided')
+  const modelled = service.validate({ ...base, TemperatureCPUPackage: 60, ClockCPUCoreOne: 3500, ClockCPUMax: 3600, PowerCPUPackage: 35 })
+  t.match(modelled, { ok: true, reading: { source: 'model', prediction: 0, threshold: 0.3 } }, 'the model\'s threshold is part of its verdict')
 
   const cases: Array<[Record<string, unknown>, RegExp]> = [
     [{ ThrottleEventsCPU: -1 }, /^ThrottleEventsCPU must be a number from 0 to 1000000000, or null \(got -1\)$/],
@@ -54,6 +57,6 @@ t.test('a predictor that gives only the two numbers (an older seam) still works'
   t.ok(result.ok)
   if (result.ok) {
     t.match(result.reading, { probability: 0.25, prediction: 0 })
-    t.notOk('source' in result.reading || 'reasons' in result.reading || 'missing' in result.reading)
+    t.notOk('source' in result.reading || 'reasons' in result.reading || 'missing' in result.reading || 'threshold' in result.reading)
   }
 })

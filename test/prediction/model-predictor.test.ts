@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { modelsDir } from '../../paths.js'
 import { createPredictor } from '../../prediction/predictor.js'
+import { NEAR_LIMIT_C } from '../../prediction/features.js'
 
 t.test('shipped models', async t => {
   const predictor = await createPredictor()
@@ -15,6 +16,29 @@ t.test('shipped models', async t => {
   t.match(hot.reasons[0], { field: 'TemperatureCPUPackage', value: 100, effect: /limit \(100 °C\)/ }, 'because of its temperature')
   t.match(predictor.predict('pc', { TemperatureCPUPackage: 86, TemperatureCPUCritical: 85, PowerCPUPackage: 120 }),
     { prediction: 1, reasons: [{ field: 'TemperatureCPUPackage', effect: /limit \(85 °C\)/ }] }, 'the limit is the CPU\'s own when known')
+
+  // Near the limit: within NEAR_LIMIT_C (10 °C) under it a CPU is about to throttle, so a high power no longer reads as
+  // "the power explains the heat" (98 °C at 120 W and full load was 0.0001, 96 °C was 0).
+  const busyHot = { LoadCPUTotal: 100, PowerCPUPackage: 120, ClockCPUCoreOne: 4800 }
+  for (const temperature of [90, 94.5, 96, 97, 98, 99, 99.9]) {
+    const near = predictor.predict('pc', { ...busyHot, TemperatureCPUPackage: temperature })
+    t.match(near, { probability: 1, prediction: 1, source: 'model', missing: [] }, `${temperature} °C at 120 W is stressed`)
+    t.same(near.reasons[0], {
+      field: 'TemperatureCPUPackage',
+      value: temperature,
+      effect: `${Math.round((100 - temperature) * 10) / 10} °C under the CPU's limit (100 °C): within ${NEAR_LIMIT_C} °C of it, where throttling starts`
+    }, `${temperature} °C: the temperature is the first reason, and says why`)
+    t.ok(near.reasons.length <= 3 && near.reasons.slice(1).every(r => r.field !== 'TemperatureCPUPackage'), 'one reason for the temperature')
+  }
+  t.match(predictor.predict('pc', { ...busyHot, TemperatureCPUPackage: 100 }).reasons[0], { effect: "at the CPU's limit (100 °C), where it throttles" },
+    'at the limit itself, the limit\'s own reason')
+  t.match(predictor.predict('pc', { ...busyHot, TemperatureCPUPackage: 89.9 }), { prediction: 0 }, 'below the band the model decides (the power explains the heat)')
+  t.match(predictor.predict('pc', { TemperatureCPUPackage: 80, TemperatureCPUCritical: 85, LoadCPUTotal: 100, PowerCPUPackage: 45, ClockCPUCoreOne: 3900 }),
+    { probability: 1, prediction: 1, reasons: [{ field: 'TemperatureCPUPackage', value: 80, effect: /^5 °C under the CPU's limit \(85 °C\)/ }] },
+    'the band follows the CPU\'s own limit')
+  t.match(predictor.predict('pc', { TemperatureCPUPackage: 95, TemperatureCPUCritical: 110, LoadCPUTotal: 100, PowerCPUPackage: 45, ClockCPUCoreOne: 3900 }),
+    { prediction: 0 }, '95 °C is 15 °C under a 110 °C limit: the model decides')
+  t.match(predictor.predict('raspberry', { CPU_temp_celsius: 50, TemperatureCPUPackage: 99 }), { prediction: 0 }, 'the band is the PC\'s')
   // Issue 17's model: load enters only as ratios; more load alone never raises the probability of a healthy busy machine.
   let previous = 1
   for (const load of [40, 55, 70, 85, 100]) {

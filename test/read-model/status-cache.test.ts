@@ -1,6 +1,6 @@
 import t from 'tap'
-import { StatusCache, type Revision, type StatusCacheOptions } from '../../read-model/status-cache.js'
-import type { ReadingsRepository, StatusRecord } from '../../storage/readings-repository.js'
+import { StatusCache, recordOf, statusFrom, type Revision, type StatusCacheOptions } from '../../read-model/status-cache.js'
+import { statusOf, type ReadingsRepository, type StatusRecord } from '../../storage/readings-repository.js'
 import { StatusMessage, type Reading, type ThrottledFlags } from '../../schemas/readings.js'
 
 // The status cache's promises, with an injected clock (no sleeps) and an in-memory repository
@@ -652,4 +652,19 @@ t.test('toStatus: the answer made of a record, its age from the injected clock',
   const given = service.toStatus(ok, { tenths: 7, stale: true })
   t.equal(given.age_seconds, 0.7, 'an age the caller computed is used as it is')
   t.equal(given.msg, StatusMessage.stale)
+})
+
+t.test('the verdict\'s threshold: kept from the status item and from this process\'s own reading, absent on older items', async t => {
+  const item = { device: { S: 'pc1' }, kind: { S: 'pc' }, uuid: { S: uuid(1) }, loading_datetime: { S: iso(T0) }, prediction: { N: '0' }, probability: { N: '0.12' }, source: { S: 'model' } }
+  const withThreshold = statusOf({ ...item, threshold: { N: '0.3' } })
+  t.equal(withThreshold?.threshold, 0.3, 'decoded from the status item')
+  t.equal(statusFrom(withThreshold!, { tenths: 4, stale: false }).threshold, 0.3, 'and served')
+  const older = statusOf(item)
+  t.ok(older !== undefined && !('threshold' in older), 'an item written before the field existed has none')
+  t.notOk('threshold' in statusFrom(older!, { tenths: 4, stale: false }), 'and its status shows none (the dashboard then names no figure)')
+  t.equal(statusOf({ ...item, threshold: { S: '0.3' } }), undefined, 'a malformed threshold: not an item this service wrote')
+
+  const reading = { device: 'pc1', kind: 'pc', uuid: uuid(2), loading_datetime: iso(T0), prediction: 1, probability: 1, source: 'model', reasons: [], missing: [], threshold: 0.3 } as unknown as Reading
+  t.equal(recordOf(reading).threshold, 0.3, 'a reading this process stored carries it into the cache')
+  t.notOk('threshold' in recordOf({ ...reading, threshold: undefined }), 'absent stays absent')
 })

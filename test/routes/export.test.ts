@@ -20,11 +20,11 @@ function errorShape (t: Test, res: { statusCode: number, headers: Record<string,
 }
 
 const lines = (body: string): any[] => body.split('\n').filter(l => l !== '').map(l => JSON.parse(l))
-// Issue 17 added the PC fields after LoadGPUCore and source, reasons, missing after probability.
+// Issue 17 added the PC fields after LoadGPUCore and source, reasons, missing after probability; the model's threshold came last.
 const PC_COLUMNS = 'uuid,device,loading_datetime,kind,ClockCPUCoreOne,TemperatureCPUPackage,LoadCPUTotal,PowerCPUPackage,TemperatureGPUCore,LoadGPUCore,' +
-  'ThrottleEventsCPU,ClockCPUMax,TemperatureCPUCritical,PowerGPU,ClockGPUCore,ThrottleReasonsGPU,prediction,probability,source,reasons,missing'
+  'ThrottleEventsCPU,ClockCPUMax,TemperatureCPUCritical,PowerGPU,ClockGPUCore,ThrottleReasonsGPU,prediction,probability,source,reasons,missing,threshold'
 const PI_COLUMNS = 'uuid,device,loading_datetime,kind,GPU_temp_celsius,CPU_temp_celsius,frequency_arm_hz,frequency_core_hz,frequency_pwm_hz,voltage_core_v,' +
-  'voltage_sdram_c_v,voltage_sdram_i_v,voltage_sdram_p_v,memory_arm_bytes,memory_gpu_bytes,throttled,throttled_flags,prediction,probability,source,reasons,missing'
+  'voltage_sdram_c_v,voltage_sdram_i_v,voltage_sdram_p_v,memory_arm_bytes,memory_gpu_bytes,throttled,throttled_flags,prediction,probability,source,reasons,missing,threshold'
 
 t.test('NDJSON: the readings of the range, oldest first, as the history route serves them, as an attachment', async t => {
   const app = await build(t)
@@ -47,7 +47,7 @@ t.test('NDJSON: the readings of the range, oldest first, as the history route se
   const history = (await app.inject('/devices/pc1?from=2024-05-02&to=2024-05-02')).json()
   t.same(exported, [...history].reverse(), 'each line is the reading as the history route serves it (fields, order, no storage keys)')
   t.same(Object.keys(exported[0]), ['uuid', 'device', 'loading_datetime', 'kind', 'ClockCPUCoreOne', 'TemperatureCPUPackage', 'LoadCPUTotal',
-    'PowerCPUPackage', 'TemperatureGPUCore', 'LoadGPUCore', 'prediction', 'probability', 'source', 'reasons', 'missing'], 'fields in the schema\'s order')
+    'PowerCPUPackage', 'TemperatureGPUCore', 'LoadGPUCore', 'prediction', 'probability', 'source', 'reasons', 'missing', 'threshold'], 'fields in the schema\'s order')
   t.notOk('TemperatureGPUCore' in exported[1], 'a sensor the host lacks is absent')
 
   // a Raspberry Pi: throttled_flags as an object, in its schema's order
@@ -76,8 +76,8 @@ t.test('CSV: a header row of the kind\'s columns in the schema\'s order, one RFC
   t.equal(rows[0], PC_COLUMNS)
   t.equal(rows.length, 3)
   const [json0, json1] = lines((await app.inject('/devices/pc1/export?from=2024-05-02&to=2024-05-02')).body)
-  const verdict = (r: { source: string, reasons: unknown, missing: unknown }): string =>
-    [r.source, JSON.stringify(r.reasons), JSON.stringify(r.missing)].map(c => (/[",]/.test(c) ? `"${c.replace(/"/g, '""')}"` : c)).join(',')
+  const verdict = (r: { source: string, reasons: unknown, missing: unknown, threshold: number }): string =>
+    [r.source, JSON.stringify(r.reasons), JSON.stringify(r.missing), String(r.threshold)].map(c => (/[",]/.test(c) ? `"${c.replace(/"/g, '""')}"` : c)).join(',')
   t.equal(rows[1], `${pcs[0]!.uuid},pc1,2024-05-02T10:00:00.000Z,pc,3600.5,54,25.4,8.1,,,,,,,,,${json0.prediction},${json0.probability},${verdict(json0)}`,
     'absent sensors are empty cells')
   t.equal(rows[2], `${pcs[1]!.uuid},pc1,2024-05-02T11:00:00.000Z,pc,3615.13,54,25.4,8.1,61,12,,,,,,,${json1.prediction},${json1.probability},${verdict(json1)}`)

@@ -87,6 +87,7 @@ t.test('the fields: every numeric field of the Reading schema, per kind', async 
   ])
   t.ok(ROLLUP_FIELDS_BY_KIND.raspberry.includes('voltage_core_v') && !ROLLUP_FIELDS_BY_KIND.raspberry.includes('throttled'))
   t.notOk(ROLLUP_FIELDS.includes('prediction'), 'prediction is counted as stressed')
+  t.notOk(ROLLUP_FIELDS.includes('threshold'), 'the model\'s threshold is a setting, not a measurement: not rolled up')
 })
 
 t.test('values by hand across levels; redelivery counts once; a parent left behind is repaired', async t => {

@@ -92,9 +92,11 @@ t.test('fleet view and device view in chromium, with a row that changes live', {
   t.pass('and on the device page')
   t.match(await device.page.textContent('#status'), /Stressed/)
   t.match(await device.page.textContent('#status'), /probability/)
+  t.match(await device.page.textContent('#status'), /of being stressed \(threshold 0\.3\)\./, 'the PC model\'s own threshold, as the API reports it')
   for (const field of ['ClockCPUCoreOne', 'LoadCPUTotal', 'PowerCPUPackage']) {
     t.ok(await device.page.$(`[data-chart="${field}"] canvas`), `a chart of ${field}`)
   }
+  t.notOk(await device.page.$('[data-chart="threshold"]'), 'no chart of the model\'s threshold (a setting, not a measurement)')
   t.match(await device.page.getAttribute('#csv', 'href'), new RegExp(`^/devices/${hot}/export\\?format=csv`))
   if (process.env.UPDATE_SCREENSHOTS === '1') await device.page.screenshot({ path: `${docs}dashboard-device.png`, fullPage: true })
 
