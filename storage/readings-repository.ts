@@ -43,8 +43,14 @@ export interface PutResult {
   conflicts: Array<{ index: number, reading: Reading, reason: string }>
 }
 
-/** A (device, uuid) claim: which reading holds the uuid, and what put() wrote for it. */
-interface Claim { sk: string, hash: string, prediction: 0 | 1, probability: number, expires: number | undefined }
+/** source, reasons, missing and threshold: the model's answer beside its prediction and probability. */
+type Verdict = Pick<StatusRecord, 'source' | 'reasons' | 'missing' | 'threshold'>
+
+/**
+ * A (device, uuid) claim: which reading holds the uuid, and what put() wrote for it. `verdict` is
+ * undefined for a claim written before claims held it (or with it unreadable): see put().
+ */
+interface Claim { sk: string, hash: string, prediction: 0 | 1, probability: number, verdict: Verdict | undefined, expires: number | undefined }
 
 export interface Page<T> {
   items: T[]
@@ -192,7 +198,8 @@ export function contentHash (reading: Reading): string {
   return createHash('sha256').update(JSON.stringify(fields.map(k => [k, record[k]]))).digest('base64url').slice(0, 22)
 }
 
-const CLAIM_ATTRIBUTES = ['device', 'sk', 'reading_sk', 'content_hash', 'prediction', 'probability', TTL_ATTRIBUTE] as const
+/** The claim's `verdict` attribute: a map of the reading's Verdict fields that it has (a few hundred bytes). */
+const CLAIM_ATTRIBUTES = ['device', 'sk', 'reading_sk', 'content_hash', 'prediction', 'probability', 'verdict', TTL_ATTRIBUTE] as const
 /** How put() reads the claims of a batch (the bench's ingest ceiling reads them so too). */
 export const CLAIM_PROJECTION = {
   ProjectionExpression: CLAIM_ATTRIBUTES.map((_, i) => `#a${i}`).join(', '),
@@ -201,17 +208,55 @@ export const CLAIM_PROJECTION = {
   ConsistentRead: true
 }
 
-/** A claim item decoded; undefined when it is not one this service wrote (then the uuid is claimed again). */
+/**
+ * A claim item decoded; undefined when it is not one this service wrote (then the uuid is claimed
+ * again). A `verdict` that is absent (an older claim) or not a map of well-formed Verdict fields
+ * leaves the claim readable, without its verdict: the uuid stays claimed by its reading.
+ */
 function claimOf (item: Record<string, AttributeValue>): { key: string, claim: Claim } | undefined {
-  const { device, sk, reading_sk: readingKey, content_hash: hash, prediction, probability, [TTL_ATTRIBUTE]: expires } = item
+  const { device, sk, reading_sk: readingKey, content_hash: hash, prediction, probability, verdict, [TTL_ATTRIBUTE]: expires } = item
   const p = Number(prediction?.N)
   const probabilityValue = Number(probability?.N)
   if (device?.S === undefined || sk?.S === undefined || readingKey?.S === undefined || hash?.S === undefined ||
     (p !== 0 && p !== 1) || probability?.N === undefined || Number.isNaN(probabilityValue)) return undefined
   return {
     key: `${device.S}\u0000${sk.S}`,
-    claim: { sk: readingKey.S, hash: hash.S, prediction: p, probability: probabilityValue, expires: expires?.N !== undefined ? Number(expires.N) : undefined }
+    claim: {
+      sk: readingKey.S,
+      hash: hash.S,
+      prediction: p,
+      probability: probabilityValue,
+      verdict: verdict?.M !== undefined ? verdictOf(verdict.M) : undefined,
+      expires: expires?.N !== undefined ? Number(expires.N) : undefined
+    }
   }
+}
+
+/** The Verdict fields that a reading has (none undefined: a stored map holds only what is there). */
+function verdictOfReading (reading: Reading): Verdict {
+  const out: Verdict = {}
+  if (reading.source !== undefined) out.source = reading.source
+  if (reading.reasons !== undefined) out.reasons = reading.reasons
+  if (reading.missing !== undefined) out.missing = reading.missing
+  if (reading.threshold !== undefined) out.threshold = reading.threshold
+  return out
+}
+
+/**
+ * A redelivery of a claimed reading as first stored: its fields but the model's answer, with the
+ * claim's prediction and probability, and the claim's verdict. A claim without one (written before
+ * claims held it, or unreadable) keeps the redelivery's source, reasons, missing and threshold only
+ * when its prediction and probability are the claim's (the same verdict); else those are left out,
+ * so that the reading never pairs one verdict's prediction with another's reasons.
+ */
+function asFirstStored (reading: Reading, claim: Claim): Reading {
+  const out: Record<string, unknown> = {}
+  for (const [name, value] of Object.entries(reading)) if (!MODEL_ANSWER.has(name)) out[name] = value
+  out.prediction = claim.prediction
+  out.probability = claim.probability
+  const sameVerdict = reading.prediction === claim.prediction && reading.probability === claim.probability
+  Object.assign(out, claim.verdict ?? (sameVerdict ? verdictOfReading(reading) : {}))
+  return out as unknown as Reading
 }
 
 /** The attributes of a status item that a StatusRecord holds (the names as placeholders: any may be a reserved word). */
@@ -246,10 +291,13 @@ export function statusOf (item: Record<string, AttributeValue>): StatusRecord | 
   return Object.assign(record, verdict)
 }
 
-/** source, reasons, missing and threshold of a status item; each may be absent (older items), undefined when one is malformed. */
-function verdictOf (item: Record<string, AttributeValue>): Pick<StatusRecord, 'source' | 'reasons' | 'missing' | 'threshold'> | undefined {
+/**
+ * source, reasons, missing and threshold of a status item (or of a claim's `verdict` map); each may
+ * be absent (older items), undefined when one is malformed.
+ */
+function verdictOf (item: Record<string, AttributeValue>): Verdict | undefined {
   const { source, reasons, missing, threshold } = item
-  const out: Pick<StatusRecord, 'source' | 'reasons' | 'missing' | 'threshold'> = {}
+  const out: Verdict = {}
   if (source !== undefined) {
     if (source.S !== 'hardware' && source.S !== 'model') return undefined
     out.source = source.S
@@ -333,7 +381,13 @@ export class ReadingsRepository {
    * Stores readings: the first reading under a (device, uuid) claims it (a claim item beside the
    * reading, in the same BatchWriteItem calls); an identical redelivery is a duplicate, rewritten as
    * it was stored (which repairs a claim whose reading a crash left unwritten) with the status left
-   * as it is; another reading under a claimed uuid is a conflict and never written. Then each
+   * as it is; another reading under a claimed uuid is a conflict and never written. "As stored" is
+   * the first write's whole model answer, which its claim holds (prediction, probability and the
+   * `verdict` map: source, reasons, missing, threshold), whatever the redelivery's model says now.
+   * A claim written before claims held the verdict (or with it unreadable): the redelivery's
+   * source, reasons, missing and threshold are kept only when its prediction and probability equal
+   * the claim's (the same verdict), else left out: never one verdict's reasons beside another's
+   * prediction. Such claims are not rewritten; they expire with their readings. Then each
    * device's status moves forward to its newest reading. Throws StorageUnavailableError when
    * DynamoDB cannot take them; nothing is partially acknowledged, so the caller can retry the call.
    * Race left: two different readings under one uuid classified at the same moment by two processes.
@@ -374,7 +428,8 @@ export class ReadingsRepository {
         const hash = contentHash(reading)
         const claim = stored!.get(key) ?? this.recentClaims.get(key)?.claim
         if (claim === undefined) {
-          const mineClaim: Claim = { sk, hash, prediction: reading.prediction, probability: reading.probability, expires }
+          const verdict = verdictOfReading(reading)
+          const mineClaim: Claim = { sk, hash, prediction: reading.prediction, probability: reading.probability, verdict, expires }
           this.recentClaims.set(key, { claim: mineClaim, owner: started })
           mine.push(key)
           const item: Record<string, unknown> = { ...reading, sk, [ALL_INDEX.hash]: ALL_INDEX.value }
@@ -384,7 +439,8 @@ export class ReadingsRepository {
             reading_sk: sk,
             content_hash: hash,
             prediction: reading.prediction,
-            probability: reading.probability
+            probability: reading.probability,
+            verdict
           }
           if (expires !== undefined) item[TTL_ATTRIBUTE] = claimItem[TTL_ATTRIBUTE] = expires
           byKey.set(`${reading.device}\u0000${sk}`, item)
@@ -394,8 +450,9 @@ export class ReadingsRepository {
         } else if (claim.sk === sk && claim.hash === hash) {
           result.duplicates++
           if (byKey.has(`${reading.device}\u0000${sk}`)) return
-          // As first stored: the model's answer and expiry of the first write.
-          const same = { ...reading, prediction: claim.prediction, probability: claim.probability }
+          // As first stored: the model's whole answer and the expiry of the first write (asFirstStored
+          // for claims without its verdict); the status, if it lags, moves to this reading as kept.
+          const same = asFirstStored(reading, claim)
           const item: Record<string, unknown> = { ...same, sk, [ALL_INDEX.hash]: ALL_INDEX.value }
           if (claim.expires !== undefined) item[TTL_ATTRIBUTE] = claim.expires
           byKey.set(`${reading.device}\u0000${sk}`, item)

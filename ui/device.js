@@ -35,9 +35,7 @@ function showStatus (status) {
     : status.source === 'hardware' || now.length > 0
       ? `The device itself reports throttling now: ${now.join(', ').replaceAll('_', ' ') || 'its throttled flags'}.`
       : `Predicted from its newest reading: probability ${formatNumber(status.probability, 3)} of being stressed${thresholdText(status)}.`
-  const reasons = Array.isArray(status.reasons) && status.reasons.length > 0
-    ? ` Main factors: ${status.reasons.map(r => `${r.field} ${formatNumber(r.value)}`).join(', ')}.`
-    : ''
+  const reasons = Array.isArray(status.reasons) ? status.reasons.filter(r => r !== null && typeof r === 'object') : []
   el.replaceChildren()
   const head = document.createElement('p')
   const badge = document.createElement('span')
@@ -47,8 +45,30 @@ function showStatus (status) {
   head.append(badge, ` ${status.msg} · ${status.kind === 'raspberry' ? 'Raspberry Pi' : 'PC'} · newest reading ${new Date(status.loading_datetime).toLocaleString()}`)
   const text = document.createElement('p')
   text.className = 'why'
-  text.textContent = why + reasons
+  text.textContent = why + (reasons.length > 0 ? ' Main factors:' : '')
   el.append(head, text)
+  if (reasons.length > 0) el.append(reasonList(reasons))
+}
+
+// One line per factor: the field, its value and its effect as the API words it (an effect may hold
+// commas and parentheses of its own, so a line each, not a comma-separated sentence). Text only.
+function reasonList (reasons) {
+  const list = document.createElement('ul')
+  list.className = 'reasons'
+  for (const r of reasons) {
+    const item = document.createElement('li')
+    item.dataset.field = String(r.field)
+    const value = typeof r.value === 'string' ? r.value : formatNumber(r.value)
+    item.append(`${r.field} ${value}`)
+    if (typeof r.effect === 'string' && r.effect !== '') {
+      const effect = document.createElement('span')
+      effect.className = 'effect'
+      effect.textContent = ` (${r.effect})`
+      item.append(effect)
+    }
+    list.append(item)
+  }
+  return list
 }
 
 function chartOf (field, buckets, width) {

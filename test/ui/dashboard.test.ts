@@ -92,7 +92,15 @@ t.test('fleet view and device view in chromium, with a row that changes live', {
   t.pass('and on the device page')
   t.match(await device.page.textContent('#status'), /Stressed/)
   t.match(await device.page.textContent('#status'), /probability/)
-  t.match(await device.page.textContent('#status'), /of being stressed \(threshold 0\.3\)\./, 'the PC model\'s own threshold, as the API reports it')
+  t.match(await device.page.textContent('#status'), /of being stressed \(threshold 0\.3\)\. Main factors:/, 'the PC model\'s own threshold, as the API reports it')
+  // Each main factor with its effect, as the API words it (e.g. "+3.1", or the CPU's limit in words).
+  t.ok(hotStatus.reasons.length > 0, 'the hot device\'s verdict has reasons')
+  for (const reason of hotStatus.reasons as Array<{ field: string, value: number | string, effect: string }>) {
+    const line = device.page.locator(`#status ul.reasons li[data-field="${reason.field}"]`)
+    const value = typeof reason.value === 'number' ? reason.value.toFixed(1) : reason.value
+    t.equal(await line.textContent(), `${reason.field} ${value} (${reason.effect})`, `${reason.field} with its effect: ${reason.effect}`)
+    t.ok(await line.locator('.effect').isVisible(), 'the effect is visible')
+  }
   for (const field of ['ClockCPUCoreOne', 'LoadCPUTotal', 'PowerCPUPackage']) {
     t.ok(await device.page.$(`[data-chart="${field}"] canvas`), `a chart of ${field}`)
   }
