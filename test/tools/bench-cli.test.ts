@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { mkdir, readdir, readFile, symlink } from 'node:fs/promises'
+import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -7,6 +7,7 @@ import t from 'tap'
 import { packageRoot } from '../../paths.js'
 import { tempDir } from '../helper.js'
 import { ownCgroup } from '../../tools/bench/cgroup.js'
+import { runtimeEnv } from '../../tools/bench/node.js'
 
 // The bench's CLI: the choice of the service's Node.js (`--node`), through the start-up part only
 // (a few seconds), whose report names the Node.js that ran the service; and the HTTP part in quick
@@ -28,7 +29,7 @@ function bench (args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
 
 interface Report {
   startup: { node: string, ready_ms: number }
-  context: { node: string, service_node: { version: string, source: string, fallback?: string } }
+  context: { node: string, service_node: { version: string, source: string, fallback?: string, env: Record<string, string> } }
 }
 
 function report (run: Run): Report {
@@ -43,8 +44,28 @@ t.test('the Dockerfile names one Node.js major', async t => {
   t.ok(major >= 20, `FROM node:${major}`)
 })
 
+t.test('the image\'s runtime settings: ENV of the last stage, NODE_OPTIONS and MALLOC_ARENA_MAX only', async t => {
+  const dir = await tempDir(t, 'bench-dockerfile-')
+  const file = join(dir, 'Dockerfile')
+  await writeFile(file, [
+    'FROM node:26 AS build',
+    'ENV NODE_OPTIONS="--max-old-space-size=4096" MALLOC_ARENA_MAX=8',
+    'FROM node:26-slim AS runtime',
+    'ENV NODE_ENV=production \\',
+    '    NODE_OPTIONS="--max-semi-space-size=4 --no-warnings" \\',
+    '    PORT=3000',
+    'env MALLOC_ARENA_MAX=2',
+    'CMD ["node", "dist/server.js"]'
+  ].join('\n'))
+  t.same(runtimeEnv(file), { NODE_OPTIONS: '--max-semi-space-size=4 --no-warnings', MALLOC_ARENA_MAX: '2' })
+  await writeFile(file, 'FROM node:26\nENV PORT=3000\n')
+  t.same(runtimeEnv(file), {}, 'none set: none passed')
+})
+
 t.test('--node=this: the service starts on the bench\'s own Node.js', async t => {
   const r = report(await bench(['--node=this']))
+  t.same(r.context.service_node.env, runtimeEnv(join(packageRoot, 'Dockerfile')), 'with the image\'s runtime settings')
+  t.ok(r.context.service_node.env.NODE_OPTIONS !== undefined, 'the Dockerfile sets NODE_OPTIONS')
   t.equal(r.startup.node, process.version)
   t.equal(r.context.service_node.version, process.version)
   t.match(r.context.service_node.source, /^this/)

@@ -18,6 +18,29 @@ export interface ServiceNode {
   source: string
   /** why `image` was asked for and this Node.js runs instead */
   fallback?: string
+  /** the image's runtime settings of the process (Dockerfile ENV, `RUNTIME_ENV`): what the service runs with */
+  env: Record<string, string>
+}
+
+/**
+ * The settings of the image's runtime stage that shape the process rather than the app (V8's heap,
+ * glibc's malloc arenas): the service runs with them in the bench as in the image, whichever Node.js.
+ */
+export const RUNTIME_ENV = ['NODE_OPTIONS', 'MALLOC_ARENA_MAX'] as const
+
+/** `ENV` settings of the Dockerfile's last stage (continuation lines joined; `KEY=value`, `KEY="value"`). */
+export function runtimeEnv (dockerfile: string): Record<string, string> {
+  const lines = readFileSync(dockerfile, 'utf8').replace(/\\\r?\n/g, ' ').split(/\r?\n/)
+  const lastFrom = lines.findLastIndex(line => /^\s*FROM\s/i.test(line))
+  const env: Record<string, string> = {}
+  for (const line of lines.slice(lastFrom + 1)) {
+    const m = /^\s*ENV\s+(.*)$/i.exec(line)
+    if (m === null) continue
+    for (const [, key, quoted, plain] of m[1]!.matchAll(/([A-Za-z_][A-Za-z0-9_]*)=(?:"([^"]*)"|(\S*))/g)) {
+      if ((RUNTIME_ENV as readonly string[]).includes(key!)) env[key!] = quoted ?? plain ?? ''
+    }
+  }
+  return env
 }
 
 const THIS = { path: process.execPath, version: process.version, source: 'this (the bench\'s own)' }
@@ -48,15 +71,16 @@ function imageNode (dockerfile: string, log: (msg: string) => void): { path: str
 
 /** `image`, falling back to this Node.js (saying why) when the image's binary cannot be had, or `this`. */
 export function resolveServiceNode (choice: 'image' | 'this', dockerfile: string, log: (msg: string) => void): ServiceNode {
-  if (choice === 'this') return THIS
+  const env = runtimeEnv(dockerfile)
+  if (choice === 'this') return { ...THIS, env }
   try {
     const { path, major } = imageNode(dockerfile, log)
     const version = spawnSync(path, ['--version'], { encoding: 'utf8', timeout: 30_000 }).stdout?.trim() ?? ''
     if (!/^v\d+\./.test(version)) throw new Error(`${path} --version answered "${version}"`)
-    return { path, version, source: `image (Node.js ${major})` }
+    return { path, version, source: `image (Node.js ${major})`, env }
   } catch (err) {
     const fallback = (err as Error).message
     log(`the image's Node.js cannot be had (${fallback}): the service runs on this one, ${process.version}`)
-    return { ...THIS, fallback }
+    return { ...THIS, fallback, env }
   }
 }

@@ -166,13 +166,13 @@ function msPer (units: number, before: Record<string, number | undefined>, after
  * this run, so the first start-up run compiles everything (a new container's first start) and the
  * others start as a restarted one does. Node 20 has no such cache: every run compiles.
  */
-async function startupOnce (node: string, compileCache: string): Promise<number> {
+async function startupOnce (node: ServiceNode, compileCache: string): Promise<number> {
   const dataDir = await mkdtemp(join(tmpdir(), 'sensors-bench-startup-'))
   tempDirs.add(dataDir)
   const port = await freePort()
-  const env = childEnv({ DATA_DIR: dataDir, PORT: String(port), NODE_COMPILE_CACHE: compileCache })
+  const env = childEnv({ ...node.env, DATA_DIR: dataDir, PORT: String(port), NODE_COMPILE_CACHE: compileCache })
   const started = performance.now()
-  const proc = spawn(node, [join(root, 'build', 'server.js')], { env, stdio: ['ignore', 'ignore', 'pipe'] })
+  const proc = spawn(node.path, [join(root, 'build', 'server.js')], { env, stdio: ['ignore', 'ignore', 'pipe'] })
   otherProcesses.add(proc)
   let err = ''
   proc.stderr.on('data', (d: Buffer) => { err = (err + d.toString()).slice(-5000) })
@@ -271,7 +271,7 @@ async function sameLifecycle (base: string, device: string): Promise<void> {
 }
 
 /** The floor on the service's Node.js, answering each path with what the service has just answered for it (identity-coded). */
-async function startFloor (base: string, paths: string[], options: SpawnOptions): Promise<{ child: Child, port: number }> {
+async function startFloor (base: string, paths: string[], env: Record<string, string>, options: SpawnOptions): Promise<{ child: Child, port: number }> {
   const answers: Record<string, CapturedAnswer> = {}
   const perConnection = new Set(['date', 'connection', 'keep-alive', 'content-length', 'transfer-encoding'])
   await mapLimit(paths, 8, async path => {
@@ -282,7 +282,7 @@ async function startFloor (base: string, paths: string[], options: SpawnOptions)
     res.headers.forEach((value, name) => { if (!perConnection.has(name)) headers[name] = value })
     answers[path] = { code: res.status, headers, body: body.toString('base64') }
   })
-  const child = spawnNode('floor', join(here, 'floor.js'), [], childEnv({}), options)
+  const child = spawnNode('floor', join(here, 'floor.js'), [], childEnv(env), options)
   child.send({ type: 'answers', answers })
   return { child, port: (await child.message<{ port: number }>('ready', 30_000)).port }
 }
@@ -329,8 +329,9 @@ async function httpPhase (
   log(cgroup !== undefined
     ? `http: server in a memory cgroup of ${taskMib} MiB (the api task's), ${cgroup.dir}`
     : `http: server on the host's memory: no cgroup of the api task's ${taskMib} MiB (${'reason' in made ? made.reason : ''})`)
+  // The server and the floor with the image's runtime settings (V8 heap, malloc arenas: node.ts RUNTIME_ENV).
   const spawnOptions: SpawnOptions = { node: node.path, wrap: cgroup?.wrap }
-  const { child: server, port, constrainedMib } = await startServer('server', { DYNAMODB_ENDPOINT: dynamo.endpoint, DYNAMODB_TABLE: tableName }, spawnOptions)
+  const { child: server, port, constrainedMib } = await startServer('server', { ...node.env, DYNAMODB_ENDPOINT: dynamo.endpoint, DYNAMODB_TABLE: tableName }, spawnOptions)
   let floor: { child: Child, port: number } | undefined
   try {
     if (cgroup !== undefined) check(constrainedMib === taskMib, `the server in the cgroup sees ${String(constrainedMib)} MiB, not ${taskMib}`)
@@ -352,7 +353,7 @@ async function httpPhase (
 
     const statusPaths = devices.map(d => `/devices/${d}/status`)
     const historyPaths = devices.map(d => `/devices/${d}?limit=100`)
-    floor = await startFloor(base, [...statusPaths, ...historyPaths], spawnOptions)
+    floor = await startFloor(base, [...statusPaths, ...historyPaths], node.env, spawnOptions)
     const target = { server: { child: server, port }, floor }
     // Rounds of the seven loads, each real route just before its ceiling and its floor; every figure
     // is the median over the rounds (a ratio: of each round's own ratio), so one window in which the
@@ -636,7 +637,7 @@ async function main (): Promise<Record<string, unknown>> {
     tempDirs.add(compileCache)
     const runs: number[] = []
     for (let i = 0; i < settings.startupRuns; i++) {
-      runs.push(Math.round(await startupOnce(serviceNode!.path, compileCache)))
+      runs.push(Math.round(await startupOnce(serviceNode!, compileCache)))
       log(`startup: ready in ${runs.at(-1)!} ms`)
     }
     report.startup = { ready_ms: median(runs), runs_ms: runs, node: serviceNode!.version, first_run_compiles_everything: true }
