@@ -232,6 +232,26 @@ function claimOf (item: Record<string, AttributeValue>): { key: string, claim: C
   }
 }
 
+/**
+ * What put() writes for a new reading: the reading item and its claim (which reading holds the
+ * uuid, its content hash and the whole verdict), with the expiry when readings have a retention.
+ */
+export function itemsOf (reading: Reading, expires?: number): [Record<string, unknown>, Record<string, unknown>] {
+  const sk = readingSk(reading.loading_datetime, reading.uuid)
+  const item: Record<string, unknown> = { ...reading, sk, [ALL_INDEX.hash]: ALL_INDEX.value }
+  const claim: Record<string, unknown> = {
+    device: reading.device,
+    sk: claimSk(reading.uuid),
+    reading_sk: sk,
+    content_hash: contentHash(reading),
+    prediction: reading.prediction,
+    probability: reading.probability,
+    verdict: verdictOfReading(reading)
+  }
+  if (expires !== undefined) item[TTL_ATTRIBUTE] = claim[TTL_ATTRIBUTE] = expires
+  return [item, claim]
+}
+
 /** The Verdict fields that a reading has (none undefined: a stored map holds only what is there). */
 function verdictOfReading (reading: Reading): Verdict {
   const out: Verdict = {}
@@ -432,17 +452,7 @@ export class ReadingsRepository {
           const mineClaim: Claim = { sk, hash, prediction: reading.prediction, probability: reading.probability, verdict, expires }
           this.recentClaims.set(key, { claim: mineClaim, owner: started })
           mine.push(key)
-          const item: Record<string, unknown> = { ...reading, sk, [ALL_INDEX.hash]: ALL_INDEX.value }
-          const claimItem: Record<string, unknown> = {
-            device: reading.device,
-            sk: claimSk(reading.uuid),
-            reading_sk: sk,
-            content_hash: hash,
-            prediction: reading.prediction,
-            probability: reading.probability,
-            verdict
-          }
-          if (expires !== undefined) item[TTL_ATTRIBUTE] = claimItem[TTL_ATTRIBUTE] = expires
+          const [item, claimItem] = itemsOf(reading, expires)
           byKey.set(`${reading.device}\u0000${sk}`, item)
           byKey.set(key, claimItem)
           result.stored.push(reading)

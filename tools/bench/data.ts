@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { IngestService } from '../../ingest/service.js'
 import { createPredictor } from '../../prediction/predictor.js'
-import { ALL_INDEX, claimSk, readingSk } from '../../storage/table.js'
-import { contentHash, type ReadingsRepository } from '../../storage/readings-repository.js'
+import { type ReadingsRepository } from '../../storage/readings-repository.js'
 import type { Reading } from '../../schemas/readings.js'
 
 // Bench data: a fleet of devices, three PCs (with and without a GPU) for each Raspberry Pi,
@@ -117,24 +116,4 @@ export async function validator (): Promise<(raw: Record<string, unknown>) => Re
     if (!result.ok) throw new Error(`bench reading rejected by the service: ${result.reasons.join('; ')}`)
     return result.reading
   }
-}
-
-/**
- * The items ReadingsRepository.put() writes for a new reading (docs/adr/0002-table-key-design.md):
- * the reading and its uuid's claim (no retention: RETENTION_DAYS is unset). The bench checks that
- * put() takes a table written with these for its own (run.ts, the ingest ceiling).
- */
-export function itemsOf (reading: Reading): Array<Record<string, unknown>> {
-  const sk = readingSk(reading.loading_datetime, reading.uuid)
-  return [
-    { ...reading, sk, [ALL_INDEX.hash]: ALL_INDEX.value },
-    {
-      device: reading.device,
-      sk: claimSk(reading.uuid),
-      reading_sk: sk,
-      content_hash: contentHash(reading),
-      prediction: reading.prediction,
-      probability: reading.probability
-    }
-  ]
 }
