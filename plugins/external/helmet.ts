@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import helmet from '@fastify/helmet'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import helmet, { type HelmetOptions } from 'helmet'
 
 /**
  * The dashboard's policy: its own scripts and styles only (module scripts, no inline script),
@@ -22,19 +23,38 @@ export const CSP_DIRECTIVES = {
   'upgrade-insecure-requests': null
 }
 
-// Security headers on every answer (issue 19): @fastify/helmet's onRequest hook writes them on the
-// raw response, so they are on cached answers and on hijacked event streams too. HSTS only when the
-// request came over HTTPS (X-Forwarded-Proto from the ALB, server-options.ts trustProxy).
-export default fp(async function securityHeaders (fastify: FastifyInstance) {
-  await fastify.register(helmet, {
-    global: true,
-    contentSecurityPolicy: { useDefaults: false, directives: CSP_DIRECTIVES },
-    referrerPolicy: { policy: 'no-referrer' },
-    crossOriginEmbedderPolicy: false,
-    hsts: false
-  })
-  fastify.addHook('onRequest', function hsts (request, reply, done) {
-    if (request.protocol === 'https') reply.header('strict-transport-security', 'max-age=31536000; includeSubDomains')
+const OPTIONS: Readonly<HelmetOptions> = {
+  contentSecurityPolicy: { useDefaults: false, directives: CSP_DIRECTIVES },
+  referrerPolicy: { policy: 'no-referrer' },
+  crossOriginEmbedderPolicy: false,
+  strictTransportSecurity: false
+}
+
+/**
+ * The headers helmet sets with these options, asked of helmet once: they are constants (no nonce,
+ * no directive computed per request), so there is no need to build its middleware per request,
+ * which @fastify/helmet did (helmet(options) in every request's hook: the whole option parsing and
+ * CSP serialisation, with two async hooks besides: the largest per-request cost of the access work).
+ */
+export function securityHeaders (): ReadonlyArray<readonly [string, string]> {
+  const headers: Array<[string, string]> = []
+  const res = {
+    setHeader (name: string, value: string | number | readonly string[]) { headers.push([name.toLowerCase(), String(value)]) },
+    removeHeader () {}
+  }
+  helmet(OPTIONS)({} as IncomingMessage, res as unknown as ServerResponse, () => {})
+  return headers
+}
+
+// Security headers on every answer (issue 19), from a root-level onRequest hook that writes them
+// on the raw response: on cached answers, 304s, errors and hijacked event streams too. HSTS only when
+// the request came over HTTPS (X-Forwarded-Proto from the ALB, server-options.ts trustProxy).
+export default fp(async function helmetHeaders (fastify: FastifyInstance) {
+  const headers = securityHeaders()
+  fastify.addHook('onRequest', function securityHeadersHook (request, reply, done) {
+    const raw = reply.raw
+    for (const [name, value] of headers) raw.setHeader(name, value)
+    if (request.protocol === 'https') raw.setHeader('strict-transport-security', 'max-age=31536000; includeSubDomains')
     done()
   })
 }, { name: 'helmet', dependencies: ['env'] })

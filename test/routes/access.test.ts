@@ -182,6 +182,10 @@ t.test('security headers on cached answers, 304s, errors and event streams; HSTS
     t.equal(h['x-content-type-options'], 'nosniff', `#${i} nosniff`)
     t.match(h['content-security-policy'], /default-src 'self'/, `#${i} CSP`)
     t.equal(h['referrer-policy'], 'no-referrer', `#${i} Referrer-Policy`)
+    t.match(h['content-security-policy'], /frame-ancestors 'none'.*script-src 'self'/, `#${i} the dashboard's CSP`)
+    t.equal(h['x-frame-options'], 'SAMEORIGIN', `#${i} X-Frame-Options`)
+    t.equal(h['cross-origin-opener-policy'], 'same-origin', `#${i} COOP`)
+    t.notOk(h['cross-origin-embedder-policy'], `#${i} no COEP`)
     t.notOk(h['strict-transport-security'], `#${i} no HSTS over plain HTTP`)
   }
   t.equal(sse.headers['access-control-allow-origin'], 'https://ops.example.com', 'the stream carries the CORS headers too')
