@@ -1,5 +1,5 @@
 import { StatusMessage, type Reading, type Status } from '../schemas/readings.js'
-import type { ReadingsRepository, StatusRecord } from '../storage/readings-repository.js'
+import { verdictFields, type ReadingsRepository, type StatusRecord } from '../storage/readings-repository.js'
 
 export interface StatusCacheOptions {
   repository: Pick<ReadingsRepository, 'getStatuses'>
@@ -259,11 +259,7 @@ export function statusFrom (record: StatusRecord, age: { tenths: number, stale: 
     stale
   }
   if (record.throttled_flags !== undefined) status.throttled_flags = record.throttled_flags
-  if (record.source !== undefined) status.source = record.source
-  if (record.reasons !== undefined) status.reasons = record.reasons
-  if (record.missing !== undefined) status.missing = record.missing
-  if (record.threshold !== undefined) status.threshold = record.threshold
-  return status
+  return Object.assign(status, verdictFields(record))
 }
 
 function sameRevision (a: StatusRecord, b: StatusRecord): boolean {

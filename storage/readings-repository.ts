@@ -44,7 +44,7 @@ export interface PutResult {
 }
 
 /** source, reasons, missing and threshold: the model's answer beside its prediction and probability. */
-type Verdict = Pick<StatusRecord, 'source' | 'reasons' | 'missing' | 'threshold'>
+export type Verdict = Pick<StatusRecord, 'source' | 'reasons' | 'missing' | 'threshold'>
 
 /**
  * A (device, uuid) claim: which reading holds the uuid, and what put() wrote for it. `verdict` is
@@ -246,19 +246,22 @@ export function itemsOf (reading: Reading, expires?: number): [Record<string, un
     content_hash: contentHash(reading),
     prediction: reading.prediction,
     probability: reading.probability,
-    verdict: verdictOfReading(reading)
+    verdict: verdictFields(reading)
   }
   if (expires !== undefined) item[TTL_ATTRIBUTE] = claim[TTL_ATTRIBUTE] = expires
   return [item, claim]
 }
 
-/** The Verdict fields that a reading has (none undefined: a stored map holds only what is there). */
-function verdictOfReading (reading: Reading): Verdict {
+/**
+ * The verdict's why (source, reasons, missing, threshold) that a reading or status has, none
+ * undefined: a stored map, or an answer, holds only what is there.
+ */
+export function verdictFields (from: Verdict): Verdict {
   const out: Verdict = {}
-  if (reading.source !== undefined) out.source = reading.source
-  if (reading.reasons !== undefined) out.reasons = reading.reasons
-  if (reading.missing !== undefined) out.missing = reading.missing
-  if (reading.threshold !== undefined) out.threshold = reading.threshold
+  if (from.source !== undefined) out.source = from.source
+  if (from.reasons !== undefined) out.reasons = from.reasons
+  if (from.missing !== undefined) out.missing = from.missing
+  if (from.threshold !== undefined) out.threshold = from.threshold
   return out
 }
 
@@ -275,7 +278,7 @@ function asFirstStored (reading: Reading, claim: Claim): Reading {
   out.prediction = claim.prediction
   out.probability = claim.probability
   const sameVerdict = reading.prediction === claim.prediction && reading.probability === claim.probability
-  Object.assign(out, claim.verdict ?? (sameVerdict ? verdictOfReading(reading) : {}))
+  Object.assign(out, claim.verdict ?? (sameVerdict ? verdictFields(reading) : {}))
   return out as unknown as Reading
 }
 
@@ -448,7 +451,7 @@ export class ReadingsRepository {
         const hash = contentHash(reading)
         const claim = stored!.get(key) ?? this.recentClaims.get(key)?.claim
         if (claim === undefined) {
-          const verdict = verdictOfReading(reading)
+          const verdict = verdictFields(reading)
           const mineClaim: Claim = { sk, hash, prediction: reading.prediction, probability: reading.probability, verdict, expires }
           this.recentClaims.set(key, { claim: mineClaim, owner: started })
           mine.push(key)

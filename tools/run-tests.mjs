@@ -3,6 +3,7 @@
 //
 //   npm test                               all of build/test/**/*.test.js
 //   npm test -- build/test/foo.test.js     one file (test/foo.test.ts is mapped to it too)
+//   npm test -- test/prediction/            the compiled tests of a folder of test/
 //   npm test -- --grep=foo                 other args are passed to tap as they are
 //
 // Environment:
@@ -133,11 +134,18 @@ function listTests (dir) {
     .sort()
 }
 
-// `test/foo.test.ts` -> `build/test/foo.test.js` (the tests run compiled)
+// `test/foo.test.ts` -> `build/test/foo.test.js` (the tests run compiled); a folder of test/
+// (`test/prediction/`) -> its compiled tests, not the .ts sources tap would otherwise run
 function mapArg (arg) {
-  if (arg.startsWith('-')) return arg
+  if (arg.startsWith('-')) return [arg]
   const m = /^(?:\.\/)?(test\/.+)\.([cm]?)ts$/.exec(arg)
-  return m ? `build/${m[1]}.${m[2]}js` : arg
+  if (m) return [`build/${m[1]}.${m[2]}js`]
+  const folder = /^(?:\.\/)?(test(?:\/.*?)?)\/?$/.exec(arg)
+  if (folder && fs.statSync(path.resolve(root, arg), { throwIfNoEntry: false })?.isDirectory()) {
+    const compiled = listTests(path.join(root, 'build', folder[1]))
+    if (compiled.length > 0) return compiled
+  }
+  return [arg]
 }
 
 function isFileArg (arg) {
@@ -180,7 +188,7 @@ async function main () {
     })
   }
 
-  const extra = process.argv.slice(2).map(mapArg)
+  const extra = process.argv.slice(2).flatMap(mapArg)
   const files = extra.some(isFileArg) ? [] : listTests(path.join(root, 'build', 'test'))
   if (!extra.some(isFileArg) && files.length === 0) {
     say('no compiled tests found in build/test (did the build run?)')
