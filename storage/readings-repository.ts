@@ -50,7 +50,7 @@ export type Verdict = Pick<StatusRecord, 'source' | 'reasons' | 'missing' | 'thr
  * A (device, uuid) claim: which reading holds the uuid, and what put() wrote for it. `verdict` is
  * undefined for a claim written before claims held it (or with it unreadable): see put().
  */
-interface Claim { sk: string, hash: string, prediction: 0 | 1, probability: number, verdict: Verdict | undefined, expires: number | undefined }
+export interface Claim { sk: string, hash: string, prediction: 0 | 1, probability: number, verdict: Verdict | undefined, expires: number | undefined }
 
 export interface Page<T> {
   items: T[]
@@ -232,24 +232,30 @@ function claimOf (item: Record<string, AttributeValue>): { key: string, claim: C
   }
 }
 
-/**
- * What put() writes for a new reading: the reading item and its claim (which reading holds the
- * uuid, its content hash and the whole verdict), with the expiry when readings have a retention.
- */
-export function itemsOf (reading: Reading, expires?: number): [Record<string, unknown>, Record<string, unknown>] {
+/** The claim a new reading makes: its key, content hash and whole verdict, with the readings' expiry. */
+export function newClaim (reading: Reading, expires?: number): Claim {
+  const { prediction, probability } = reading
   const sk = readingSk(reading.loading_datetime, reading.uuid)
-  const item: Record<string, unknown> = { ...reading, sk, [ALL_INDEX.hash]: ALL_INDEX.value }
-  const claim: Record<string, unknown> = {
+  return { sk, hash: contentHash(reading), prediction, probability, verdict: verdictFields(reading), expires }
+}
+
+/**
+ * What put() writes for a new reading: the reading item and the item of its claim (which reading
+ * holds the uuid, its content hash and the whole verdict), with the expiry when readings have a retention.
+ */
+export function itemsOf (reading: Reading, claim: Claim): [Record<string, unknown>, Record<string, unknown>] {
+  const item: Record<string, unknown> = { ...reading, sk: claim.sk, [ALL_INDEX.hash]: ALL_INDEX.value }
+  const claimItem: Record<string, unknown> = {
     device: reading.device,
     sk: claimSk(reading.uuid),
-    reading_sk: sk,
-    content_hash: contentHash(reading),
-    prediction: reading.prediction,
-    probability: reading.probability,
-    verdict: verdictFields(reading)
+    reading_sk: claim.sk,
+    content_hash: claim.hash,
+    prediction: claim.prediction,
+    probability: claim.probability,
+    verdict: claim.verdict
   }
-  if (expires !== undefined) item[TTL_ATTRIBUTE] = claim[TTL_ATTRIBUTE] = expires
-  return [item, claim]
+  if (claim.expires !== undefined) item[TTL_ATTRIBUTE] = claimItem[TTL_ATTRIBUTE] = claim.expires
+  return [item, claimItem]
 }
 
 /**
@@ -447,15 +453,14 @@ export class ReadingsRepository {
       if (failure !== undefined) throw failure
       readings.forEach((reading, index) => {
         const key = keyOf(reading)
-        const sk = readingSk(reading.loading_datetime, reading.uuid)
-        const hash = contentHash(reading)
+        // the claim this reading would make; its key and hash also tell a duplicate from a conflict
+        const mineClaim = newClaim(reading, expires)
+        const { sk, hash } = mineClaim
         const claim = stored!.get(key) ?? this.recentClaims.get(key)?.claim
         if (claim === undefined) {
-          const verdict = verdictFields(reading)
-          const mineClaim: Claim = { sk, hash, prediction: reading.prediction, probability: reading.probability, verdict, expires }
           this.recentClaims.set(key, { claim: mineClaim, owner: started })
           mine.push(key)
-          const [item, claimItem] = itemsOf(reading, expires)
+          const [item, claimItem] = itemsOf(reading, mineClaim)
           byKey.set(`${reading.device}\u0000${sk}`, item)
           byKey.set(key, claimItem)
           result.stored.push(reading)

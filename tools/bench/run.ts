@@ -20,7 +20,7 @@ import { BatchGetItemCommand, DeleteTableCommand } from '@aws-sdk/client-dynamod
 import { BatchWriteCommand } from '@aws-sdk/lib-dynamodb'
 import { createDynamo, type Dynamo } from '../../storage/client.js'
 import { claimSk, createTable, deviceReadingPages } from '../../storage/table.js'
-import { CLAIM_PROJECTION, ReadingsRepository, itemsOf } from '../../storage/readings-repository.js'
+import { CLAIM_PROJECTION, ReadingsRepository, itemsOf, newClaim } from '../../storage/readings-repository.js'
 import type { Reading } from '../../schemas/readings.js'
 import { ConfigSchema } from '../../config.js'
 import { fleet, flavourOf, validator, type Fleet } from './data.js'
@@ -459,7 +459,7 @@ async function writeBatch (dynamo: Dynamo, tableName: string, items: Array<Recor
 async function ceilingRun (dynamo: Dynamo, tableName: string, readings: Reading[], concurrency: number): Promise<number> {
   const units = chunks(readings, 100).map(unit => ({
     keys: unit.map(r => ({ device: { S: r.device }, sk: { S: claimSk(r.uuid) } })),
-    writes: chunks(unit.flatMap(r => itemsOf(r)), 25)
+    writes: chunks(unit.flatMap(r => itemsOf(r, newClaim(r))), 25)
   }))
   const newest = [...new Map(readings.map(r => [r.device, r])).values()]
   const repository = new ReadingsRepository({ doc: dynamo.doc, table: tableName })
