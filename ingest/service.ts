@@ -7,7 +7,7 @@ import type { Reading, Reason } from '../schemas/readings.js'
 import { parseTime } from './time.js'
 import { decodeThrottled } from '../prediction/throttled.js'
 import { memberText } from './json-text.js'
-import type { PutResult, ReadingsRepository } from '../storage/readings-repository.js'
+import { verdictFields, type PutResult, type ReadingsRepository } from '../storage/readings-repository.js'
 
 export interface Predictor {
   predict: (kind: DeviceKind, reading: Record<string, unknown>) => {
@@ -212,14 +212,11 @@ export class IngestService {
     if (kind === 'raspberry' && typeof reading.throttled === 'string') {
       reading.throttled_flags = decodeThrottled(reading.throttled)
     }
-    const { probability, prediction, source: decidedBy, reasons, missing, threshold } = this.predictor.predict(kind, reading)
+    const { probability, prediction, ...why } = this.predictor.predict(kind, reading)
     reading.prediction = prediction
     reading.probability = probability
     // Why: stored with the reading and its status (test doubles may give only the two numbers).
-    if (decidedBy !== undefined) reading.source = decidedBy
-    if (reasons !== undefined) reading.reasons = reasons
-    if (missing !== undefined) reading.missing = missing
-    if (threshold !== undefined) reading.threshold = threshold
+    Object.assign(reading, verdictFields(why))
     return { ok: true, reading: reading as Reading }
   }
 
