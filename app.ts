@@ -1,6 +1,5 @@
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { STATUS_CODES } from 'node:http'
 import type {
   FastifyInstance, FastifyPluginAsync, FastifyPluginOptions, FastifyError, FastifyReply, FastifyRequest, RouteOptions
 } from 'fastify'
@@ -32,6 +31,7 @@ import type { Dynamo } from './storage/client.js'
 import type { Predictor } from './ingest/service.js'
 import type { SensorReader } from './collector/reader.js'
 import { quote } from './http/quote.js'
+import { nodeHttp } from './http/node-http.js'
 import { checkWritten, numericFields } from './http/query-numbers.js'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
@@ -165,7 +165,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
 }
 
 function httpError (status: number): string {
-  return STATUS_CODES[status] ?? 'Error'
+  return nodeHttp.STATUS_CODES[status] ?? 'Error'
 }
 
 /** 4xx messages are ours, Ajv's or Fastify's: bounded all the same. */

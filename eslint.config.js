@@ -15,6 +15,18 @@ export default [
     }
   },
   {
+    // The service's own code takes node:http through http/node-http.ts (why: there); types are free.
+    files: ['**/*.ts'],
+    ignores: ['test/**', 'tools/**', 'http/node-http.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': ['error', {
+        paths: ['node:http', 'http'].map(name => ({
+          name, allowTypeImports: true, message: 'an ES import of node:http loads undici on Node.js >= 22: use nodeHttp from http/node-http.ts'
+        }))
+      }]
+    }
+  },
+  {
     // The dashboard's scripts run in the browser (served as they are from ui/).
     files: ['ui/**/*.js'],
     languageOptions: { globals: { ...globals.browser, uPlot: 'readonly' } },

@@ -1,4 +1,4 @@
-import { Agent as HttpAgent, type Server } from 'node:http'
+import type { Server } from 'node:http'
 import { Agent as HttpsAgent } from 'node:https'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net'
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
 import { DEFAULT_DYNAMODB_TIMEOUT_MS } from '../config.js'
+import { nodeHttp } from '../http/node-http.js'
 
 export interface DynamoOptions {
   mode: 'embedded' | 'endpoint' | 'aws'
@@ -100,7 +101,7 @@ export async function createDynamo (options: DynamoOptions): Promise<Dynamo> {
       : {}),
     maxAttempts: 3,
     requestHandler: {
-      httpAgent: new HttpAgent({ keepAlive: true, maxSockets: 128 }),
+      httpAgent: new nodeHttp.Agent({ keepAlive: true, maxSockets: 128 }),
       httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: 128 }),
       connectionTimeout: 2000,
       requestTimeout: options.requestTimeoutMs ?? DEFAULT_DYNAMODB_TIMEOUT_MS,
