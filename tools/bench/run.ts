@@ -16,6 +16,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
+import pLimit from 'p-limit'
 import { BatchGetItemCommand, DeleteTableCommand } from '@aws-sdk/client-dynamodb'
 import { BatchWriteCommand } from '@aws-sdk/lib-dynamodb'
 import { createDynamo, type Dynamo } from '../../storage/client.js'
@@ -98,12 +99,9 @@ function childEnv (extra: Record<string, string>): NodeJS.ProcessEnv {
 
 // ---------------------------------------------------------------------------- helpers
 
+/** `fn` over `items`, at most `concurrency` at once (p-limit, as the repository's writes); rejects with the first failure. */
 async function mapLimit<T> (items: T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0
-  const worker = async (): Promise<void> => {
-    while (next < items.length) await fn(items[next++] as T)
-  }
-  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker))
+  await pLimit(concurrency).map(items, fn)
 }
 
 function round (x: number, digits = 0): number {
