@@ -1,6 +1,6 @@
 import module from 'node:module'
 // first: V8 flags that must hold before the service allocates anything much
-import './v8-flags.js'
+import { setRoleFlags } from './v8-flags.js'
 import type { Config } from './config.js'
 
 // On-disk cache of compiled module code (Node >= 22.8; absent on Node 20, so feature-detected):
@@ -22,6 +22,7 @@ try {
   process.stderr.write(`${err instanceof ConfigError ? err.message : String(err)}\n`)
   process.exit(1)
 }
+setRoleFlags(config.ROLE)
 
 // The models too are checked before anything else loads: a missing or invalid file in MODELS_DIR is one line naming it.
 const { createPredictor } = await import('./prediction/predictor.js')

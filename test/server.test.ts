@@ -66,6 +66,20 @@ t.test('npm start path: real HTTP, embedded DynamoDB, this host\'s collector, st
   }
 })
 
+t.test('ROLE=api starts with its own V8 flags (v8-flags.ts API_V8_FLAGS), serves reads and exits 0 on SIGTERM', async t => {
+  const port = await freePort()
+  const { child, output, exited } = spawnServer(t, { ROLE: 'api', PORT: String(port), HOST: '127.0.0.1', DATA_DIR: await tempDir(t) })
+  const health = await waitFor(async () => {
+    const res = await fetch(`http://127.0.0.1:${port}/health`)
+    return res.status === 200 ? res.status : undefined
+  }, 20_000)
+  t.equal(health, 200, `/health answered (output: ${output().slice(-2000)})`)
+  t.equal((await fetch(`http://127.0.0.1:${port}/devices/none/status`)).status, 404, 'a read route is served')
+  child.kill('SIGTERM')
+  t.equal(await exited, 0, 'SIGTERM exits 0')
+  t.notMatch(output(), /unrecognized flag/, 'this Node.js knows every flag of the api role')
+})
+
 t.test('a bad configuration value stops start-up with one clear line', async t => {
   for (const [key, value] of [['PORT', '99999'], ['DYNAMODB_ENDPOINT', 'not a url'], ['COLLECTOR', 'maybe'], ['LOG_REQUESTS', 'sometimes']] as const) {
     const { output, exited } = spawnServer(t, { [key]: value, DATA_DIR: await tempDir(t) })

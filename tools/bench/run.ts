@@ -329,7 +329,10 @@ async function httpPhase (
     : `http: server on the host's memory: no cgroup of the api task's ${taskMib} MiB (${'reason' in made ? made.reason : ''})`)
   // The server and the floor with the image's runtime settings (V8 heap, malloc arenas: node.ts RUNTIME_ENV).
   const spawnOptions: SpawnOptions = { node: node.path, wrap: cgroup?.wrap }
-  const { child: server, port, constrainedMib } = await startServer('server', { ...node.env, DYNAMODB_ENDPOINT: dynamo.endpoint, DYNAMODB_TABLE: tableName }, spawnOptions)
+  // ROLE=api: what the api task runs (deploy/ecs.tf), in a cgroup of its memory.
+  const { child: server, port, constrainedMib } = await startServer('server', {
+    ...node.env, ROLE: 'api', DYNAMODB_ENDPOINT: dynamo.endpoint, DYNAMODB_TABLE: tableName
+  }, spawnOptions)
   let floor: { child: Child, port: number } | undefined
   try {
     if (cgroup !== undefined) check(constrainedMib === taskMib, `the server in the cgroup sees ${String(constrainedMib)} MiB, not ${taskMib}`)

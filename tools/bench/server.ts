@@ -1,5 +1,5 @@
 // first, as in server.ts: the service's V8 flags
-import '../../v8-flags.js'
+import { setRoleFlags } from '../../v8-flags.js'
 import Fastify, { type FastifyInstance, type FastifySchema } from 'fastify'
 import app from '../../app.js'
 import { loadConfig } from '../../config.js'
@@ -12,6 +12,7 @@ import { answerGc } from './gc.js'
 // once listening; "ceiling" (the answers the ceilings send); the Kafka consumer's counters.
 
 const config = loadConfig()
+setRoleFlags(config.ROLE)
 const fastify = Fastify(serverOptions(config))
 
 /** Where the ceilings live: `/__bench/devices/:device` and `/__bench/devices/:device/status`. */
