@@ -1,4 +1,5 @@
 import { setFlagsFromString } from 'node:v8'
+import type { Config } from './config.js'
 
 /**
  * V8 flags of the service's processes, set before anything else is loaded (server.ts and the
@@ -27,6 +28,6 @@ for (const flag of V8_FLAGS) setFlagsFromString(flag)
  */
 export const API_V8_FLAGS = ['--heap-growing-percent=10'] as const
 
-export function setRoleFlags (role: 'all' | 'api' | 'ingest'): void {
+export function setRoleFlags (role: Config['ROLE']): void {
   if (role === 'api') for (const flag of API_V8_FLAGS) setFlagsFromString(flag)
 }
